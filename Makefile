@@ -1,0 +1,36 @@
+# Steward: the two set-up commands are `make run` and `make test` (see README.md).
+SHELL := /bin/bash
+STEWARD_HOME ?= $(HOME)/.cache/steward
+export STEWARD_HOME
+# Debian packages the build links against (C libraries through .systemLibrary targets).
+DEB_PACKAGES := libssl-dev
+SWIFT_RELEASE := swift build -c release
+HOST ?= 127.0.0.1
+PORT ?= 8080
+
+.PHONY: run test deps models build build-release bench clean
+
+## deps: install missing Debian packages (idempotent; skips what is installed)
+deps:
+	@scripts/install-deps $(DEB_PACKAGES)
+
+## models: fetch and verify the pinned models into $(STEWARD_HOME)/models
+models:
+	@scripts/fetch-models
+
+build-release: deps
+	$(SWIFT_RELEASE)
+
+## run: set up, then show the default model (serving arrives with the server issue)
+run: deps models build-release
+	.build/release/steward inspect smollm2-135m-instruct
+	@echo
+	@printf 'Hello' | .build/release/steward tokenize --model smollm2-135m-instruct
+
+## test: the same set-up, then the whole suite (real models, optimized build)
+test: deps models
+	swift build -c release --build-tests -Xswiftc -enable-testing
+	swift test -c release --skip-build -Xswiftc -enable-testing
+
+clean:
+	rm -rf .build
