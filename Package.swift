@@ -17,12 +17,14 @@ let package = Package(
         .target(name: "ModelFiles", dependencies: ["CCrypto"]),
         .target(name: "Tokenization", dependencies: ["ModelFiles"]),
         .target(name: "Templates"),
+        .target(name: "Generation", dependencies: ["ModelFiles", "Tokenization"]),
         .target(name: "TestSupport", dependencies: ["ModelFiles"], path: "Sources/TestSupport"),
         .target(name: "StewardCLI", dependencies: ["ModelFiles", "Tokenization", "Templates"]),
         .executableTarget(name: "steward", dependencies: ["StewardCLI"]),
         .testTarget(name: "ModelFilesTests", dependencies: ["TestSupport", "ModelFiles"]),
         .testTarget(name: "TokenizationTests", dependencies: ["TestSupport", "Tokenization", "ModelFiles"]),
         .testTarget(name: "TemplatesTests", dependencies: ["TestSupport", "Templates"]),
+        .testTarget(name: "GenerationTests", dependencies: ["TestSupport", "Generation"]),
         .testTarget(name: "StewardCLITests", dependencies: ["TestSupport", "StewardCLI"]),
     ]
 )

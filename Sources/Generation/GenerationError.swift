@@ -1,0 +1,20 @@
+/// Errors from generation. Messages say what was wrong and what to change.
+public enum GenerationError: Error, CustomStringConvertible, Equatable {
+    case invalidParameter(String)
+    case contextOverflow(promptTokens: Int, maxTokens: Int, contextLength: Int)
+    case emptyPrompt
+    case cancelled
+
+    public var description: String {
+        switch self {
+        case let .invalidParameter(s):
+            return "invalid sampling parameter: \(s)"
+        case let .contextOverflow(p, m, n):
+            return "the prompt (\(p) tokens) plus max tokens (\(m)) exceeds the context length (\(n)); shorten the prompt, lower max tokens, or raise --ctx (nothing was truncated)"
+        case .emptyPrompt:
+            return "the prompt is empty: give some text (or let the model add its BOS token)"
+        case .cancelled:
+            return "generation was cancelled"
+        }
+    }
+}
