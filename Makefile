@@ -32,5 +32,9 @@ test: deps models
 	swift build -c release --build-tests -Xswiftc -enable-testing
 	swift test -c release --skip-build -Xswiftc -enable-testing
 
+## bench: Steward vs llama.cpp in the same run (builds the peer once, ~8 min, cached)
+bench: deps models build-release
+	scripts/bench-vs-llamacpp --threads 2
+
 clean:
 	rm -rf .build

@@ -1,0 +1,155 @@
+import XCTest
+import Foundation
+import ModelFiles
+import Models
+import Tokenization
+import Generation
+import TestSupport
+
+/// Generation against llama.cpp's own outputs (shared/golden/llamacpp-reference.json).
+final class ReferenceTests: XCTestCase {
+    struct Loaded {
+        let model: DecoderModel
+        let tokenizer: Tokenizer
+    }
+
+    static let goldenKeys = ["smollm2-135m-instruct": "smollm2-135m-instruct-q4_1", "gemma-3-270m": "gemma-3-270m-q4_k_m"]
+
+    func load(_ name: String) throws -> Loaded {
+        let f = try GGUFFile(path: try TestPaths.model(name))
+        return Loaded(model: try DecoderModel(file: f), tokenizer: try Tokenizer(gguf: f))
+    }
+
+    func golden(_ name: String) throws -> [String: Any] {
+        let root = try XCTUnwrap(try TestPaths.loadJSON(TestPaths.golden + "/llamacpp-reference.json") as? [String: Any])
+        let models = try XCTUnwrap(root["models"] as? [String: Any])
+        return try XCTUnwrap(models[Self.goldenKeys[name]!] as? [String: Any])
+    }
+
+    /// Greedy 48-token completions must equal llama.cpp's. Where they part, the two candidates
+    /// at that step must be a near-tie under our model (within 0.05 in log-probability), and
+    /// partings must be rare.
+    func checkGreedy(_ name: String) throws {
+        let m = try load(name)
+        let cases = try XCTUnwrap(try golden(name)["greedy"] as? [[String: Any]])
+        var partings = 0
+        for c in cases {
+            let prompt = try XCTUnwrap(c["prompt"] as? String)
+            let expected = try XCTUnwrap(c["completion"] as? String)
+            let n = try XCTUnwrap(c["n_predict"] as? Int)
+            let session = try Session(model: m.model, tokenizer: m.tokenizer, contextLength: 256)
+            let promptIDs = m.tokenizer.encode(prompt, addBOS: nil, parseSpecial: true)
+            var req = GenerationRequest()
+            req.maxTokens = n
+            req.sampling = .greedy
+            req.stopAtEOS = true
+            let r = try session.generate(prompt: promptIDs, req)
+            if r.text == expected { continue }
+            // Find the first token where our text leaves the reference, and check the margin there.
+            let refIDs = m.tokenizer.encode(prompt + expected, addBOS: nil, parseSpecial: true)
+            var ctx = promptIDs
+            session.reset()
+            var logits = try session.evaluate(ctx)
+            var parted = false
+            for step in 0..<r.tokens.count {
+                let ours = r.tokens[step]
+                let refIndex = promptIDs.count + step
+                guard refIndex < refIDs.count else { break }
+                let ref = refIDs[refIndex]
+                if ours != ref {
+                    let lp = logits.withUnsafeBufferPointer { TokenLogprob(id: ours, logits: $0, topN: 0) }.logprob
+                    let lr = logits.withUnsafeBufferPointer { TokenLogprob(id: ref, logits: $0, topN: 0) }.logprob
+                    XCTAssertLessThan(abs(lp - lr), 0.05, "\(name) '\(prompt)': step \(step) ours \(ours) (\(lp)) vs llama.cpp \(ref) (\(lr)) is not a near-tie.\nours: \(r.text.debugDescription)\nref:  \(expected.debugDescription)")
+                    parted = true
+                    break
+                }
+                ctx.append(ours)
+                logits = try session.evaluate([ours])
+            }
+            if !parted {
+                XCTFail("\(name) '\(prompt)': text differs but tokens never parted?\nours: \(r.text.debugDescription)\nref:  \(expected.debugDescription)")
+            }
+            partings += 1
+        }
+        XCTAssertLessThanOrEqual(partings, 1, "\(name): \(partings) of \(cases.count) greedy completions part from llama.cpp")
+    }
+
+    func testGreedyMatchesLlamaCppSmolLM2() throws { try checkGreedy("smollm2-135m-instruct") }
+    func testGreedyMatchesLlamaCppGemma3() throws { try checkGreedy("gemma-3-270m") }
+
+    /// Perplexity on the golden's text file within 1% of llama.cpp's.
+    func checkPerplexity(_ name: String) throws {
+        let m = try load(name)
+        let entry = try XCTUnwrap((try golden(name)["perplexity"] as? [[String: Any]])?.first)
+        let ctx = try XCTUnwrap(entry["ctx"] as? Int)
+        let ref = try XCTUnwrap(entry["ppl"] as? Double)
+        let path = "/usr/share/common-licenses/GPL-3"
+        let digest = try FileDigest.sha256(path: path)
+        XCTAssertEqual(digest, entry["sha256"] as? String, "the text file differs from the one llama.cpp scored")
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        let session = try Session(model: m.model, tokenizer: m.tokenizer, contextLength: ctx)
+        let r = try Perplexity.compute(session: session, text: text, context: ctx)
+        let rel = abs(r.perplexity - ref) / ref
+        print("perplexity \(name): steward \(r.perplexity) llama.cpp \(ref) (\(String(format: "%.3f", rel * 100))% apart, \(r.chunks) chunks)")
+        XCTAssertLessThan(rel, 0.01, "\(name): perplexity \(r.perplexity) vs llama.cpp \(ref)")
+    }
+
+    func testPerplexitySmolLM2() throws { try checkPerplexity("smollm2-135m-instruct") }
+    func testPerplexityGemma3() throws { try checkPerplexity("gemma-3-270m") }
+
+    /// Prefill in one batch gives the same next-token distribution as token-by-token decode.
+    func checkPrefillEqualsDecode(_ name: String) throws {
+        let m = try load(name)
+        let ids = m.tokenizer.encode("The history of the printing press begins in the fifteenth century, when", addBOS: nil, parseSpecial: true)
+        let batch = try m.model.forward(tokens: ids, cache: m.model.makeCache(capacity: 64))
+        let cache = m.model.makeCache(capacity: 64)
+        var step: [Float] = []
+        for t in ids { step = try m.model.forward(tokens: [t], cache: cache) }
+        var maxDiff: Float = 0
+        for i in 0..<batch.count { maxDiff = max(maxDiff, abs(batch[i] - step[i])) }
+        print("prefill vs decode \(name): max |Δlogit| = \(maxDiff) over \(ids.count) tokens")
+        XCTAssertLessThan(maxDiff, 0.05, "\(name): batched prefill and token-by-token decode disagree")
+        XCTAssertEqual(Sampler.argmax(batch.enumerated().map { Candidate(id: Int32($0.offset), logit: $0.element) }),
+                       Sampler.argmax(step.enumerated().map { Candidate(id: Int32($0.offset), logit: $0.element) }))
+    }
+
+    func testPrefillEqualsDecodeSmolLM2() throws { try checkPrefillEqualsDecode("smollm2-135m-instruct") }
+    func testPrefillEqualsDecodeGemma3() throws { try checkPrefillEqualsDecode("gemma-3-270m") }
+
+    func testContextOverflowIsRejectedNotTruncated() throws {
+        let m = try load("smollm2-135m-instruct")
+        let session = try Session(model: m.model, tokenizer: m.tokenizer, contextLength: 16)
+        var req = GenerationRequest()
+        req.maxTokens = 10
+        let ids = m.tokenizer.encode("one two three four five six seven eight nine ten", addBOS: nil, parseSpecial: false)
+        XCTAssertThrowsError(try session.generate(prompt: ids, req)) { e in
+            guard case GenerationError.contextOverflow = e else { return XCTFail("\(e)") }
+        }
+    }
+
+    func testSeededSamplingIsReproducible() throws {
+        let m = try load("smollm2-135m-instruct")
+        var req = GenerationRequest()
+        req.maxTokens = 16
+        req.sampling.temperature = 1
+        req.sampling.seed = 1234
+        let ids = m.tokenizer.encode("Once upon a time", addBOS: nil, parseSpecial: false)
+        let a = try Session(model: m.model, tokenizer: m.tokenizer, contextLength: 64).generate(prompt: ids, req)
+        let b = try Session(model: m.model, tokenizer: m.tokenizer, contextLength: 64).generate(prompt: ids, req)
+        XCTAssertEqual(a.tokens, b.tokens)
+        XCTAssertEqual(a.tokens.count, 16)
+    }
+
+    func testStopStringEndsGeneration() throws {
+        let m = try load("smollm2-135m-instruct")
+        var req = GenerationRequest()
+        req.maxTokens = 48
+        req.sampling = .greedy
+        req.stops = ["population"]
+        let ids = m.tokenizer.encode("The capital of France is", addBOS: nil, parseSpecial: true)
+        let r = try Session(model: m.model, tokenizer: m.tokenizer, contextLength: 128).generate(prompt: ids, req)
+        // llama.cpp's greedy text is " Paris.\n\nThe United States has a population of ..."
+        XCTAssertEqual(r.finishReason, .stop)
+        XCTAssertEqual(r.text, " Paris.\n\nThe United States has a ")
+    }
+}
