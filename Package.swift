@@ -11,18 +11,24 @@ let package = Package(
         .library(name: "ModelFiles", targets: ["ModelFiles"]),
         .library(name: "Tokenization", targets: ["Tokenization"]),
         .library(name: "Templates", targets: ["Templates"]),
+        .library(name: "Kernels", targets: ["Kernels"]),
     ],
     targets: [
         .systemLibrary(name: "CCrypto", path: "Sources/CCrypto"),
         .target(name: "ModelFiles", dependencies: ["CCrypto"]),
         .target(name: "Tokenization", dependencies: ["ModelFiles"]),
         .target(name: "Templates"),
+        // Hot loops in C: per-function AVX2/FMA/F16C paths chosen at run time (no global -march).
+        .target(name: "CKernels", path: "Sources/CKernels",
+                cSettings: [.unsafeFlags(["-O3"])], linkerSettings: [.linkedLibrary("m")]),
+        .target(name: "Kernels", dependencies: ["ModelFiles", "CKernels"]),
         .target(name: "TestSupport", dependencies: ["ModelFiles"], path: "Sources/TestSupport"),
         .target(name: "StewardCLI", dependencies: ["ModelFiles", "Tokenization", "Templates"]),
         .executableTarget(name: "steward", dependencies: ["StewardCLI"]),
         .testTarget(name: "ModelFilesTests", dependencies: ["TestSupport", "ModelFiles"]),
         .testTarget(name: "TokenizationTests", dependencies: ["TestSupport", "Tokenization", "ModelFiles"]),
         .testTarget(name: "TemplatesTests", dependencies: ["TestSupport", "Templates"]),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CKernels", "TestSupport", "ModelFiles"]),
         .testTarget(name: "StewardCLITests", dependencies: ["TestSupport", "StewardCLI"]),
     ]
 )
