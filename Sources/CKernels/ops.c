@@ -66,21 +66,20 @@ void ck_silu(const float *x, float *y, int64_t n) {
 #define GELU_C 0.7978845608028654f  // sqrt(2/pi)
 #define GELU_A 0.044715f
 
+// 0.5·x·(1 + tanh(u)) = x / (1 + e^{-2u}): the same function without the cancellation of
+// 1 + tanh(u) near u → -∞.
 static CK_AVX2 void gelu_avx2(const float *x, float *y, int64_t n) {
-    const __m256 one = _mm256_set1_ps(1.0f), two = _mm256_set1_ps(2.0f), half = _mm256_set1_ps(0.5f);
+    const __m256 one = _mm256_set1_ps(1.0f), m2c = _mm256_set1_ps(-2.0f * GELU_C);
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) {
         __m256 v = _mm256_loadu_ps(x + i);
-        __m256 u = _mm256_mul_ps(_mm256_set1_ps(GELU_C),
-                                 _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(GELU_A), v), _mm256_mul_ps(v, v), v));
-        // tanh(u) = 1 - 2 / (e^{2u} + 1)
-        __m256 e = exp256(_mm256_mul_ps(two, u));
-        __m256 t = _mm256_sub_ps(one, _mm256_div_ps(two, _mm256_add_ps(e, one)));
-        _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_mul_ps(half, v), _mm256_add_ps(one, t)));
+        __m256 inner = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(GELU_A), v), _mm256_mul_ps(v, v), v);
+        __m256 e = exp256(_mm256_mul_ps(m2c, inner));
+        _mm256_storeu_ps(y + i, _mm256_div_ps(v, _mm256_add_ps(one, e)));
     }
     for (; i < n; i++) {
         float v = x[i];
-        y[i] = 0.5f * v * (1.0f + tanhf(GELU_C * v * (1.0f + GELU_A * v * v)));
+        y[i] = v / (1.0f + expf(-2.0f * GELU_C * v * (1.0f + GELU_A * v * v)));
     }
 }
 
@@ -89,7 +88,7 @@ void ck_gelu(const float *x, float *y, int64_t n) {
     if (ck_use_avx2) { gelu_avx2(x, y, n); return; }
     for (int64_t i = 0; i < n; i++) {
         float v = x[i];
-        y[i] = 0.5f * v * (1.0f + tanhf(GELU_C * v * (1.0f + GELU_A * v * v)));
+        y[i] = v / (1.0f + expf(-2.0f * GELU_C * v * (1.0f + GELU_A * v * v)));
     }
 }
 
