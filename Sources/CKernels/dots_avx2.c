@@ -1,0 +1,430 @@
+// AVX2/FMA/F16C fast paths for activation quantization and the quantized dot products.
+// Each one is checked against its scalar twin in quants.c by KernelsTests.
+#include "internal.h"
+#include <immintrin.h>
+#include <math.h>
+
+static inline CK_AVX2 float hf(uint16_t h) { return _cvtsh_ss(h); }
+
+static inline CK_AVX2 float hsum_ps(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static inline CK_AVX2 int hsum_epi32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
+// Sum of adjacent products of unsigned bytes u and signed bytes s, as 8 int32.
+static inline CK_AVX2 __m256i dot_u8_i8(__m256i u, __m256i s) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+}
+
+// Same for two signed byte vectors: move x's sign onto y so maddubs sees |x| unsigned.
+static inline CK_AVX2 __m256i dot_i8_i8(__m256i x, __m256i y) {
+    return dot_u8_i8(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
+}
+
+// 32 nibbles: low nibbles to bytes 0..15, high nibbles to bytes 16..31 (ggml element order).
+static inline CK_AVX2 __m256i unpack_nibbles(const uint8_t *p) {
+    __m128i t = _mm_loadu_si128((const __m128i *)p);
+    __m256i b = _mm256_set_m128i(_mm_srli_epi16(t, 4), t);
+    return _mm256_and_si256(b, _mm256_set1_epi8(0x0F));
+}
+
+// 32 bits to 32 bytes: byte i is 0xFF when bit i is set.
+static inline CK_AVX2 __m256i bits_to_bytes(const uint8_t *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    const __m256i pick = _mm256_set_epi64x(0x0303030303030303LL, 0x0202020202020202LL,
+                                           0x0101010101010101LL, 0);
+    __m256i b = _mm256_shuffle_epi8(_mm256_set1_epi32((int)v), pick);
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+    return _mm256_cmpeq_epi8(_mm256_and_si256(b, bit), bit);
+}
+
+// ---- quantization ----------------------------------------------------------------------
+
+// roundf (half away from zero) exactly: truncate, then step away from zero when the
+// remainder is at least one half.
+static inline CK_AVX2 __m256 round_away(__m256 v) {
+    const __m256 signbit = _mm256_set1_ps(-0.0f);
+    __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    __m256 frac = _mm256_andnot_ps(signbit, _mm256_sub_ps(v, t));
+    __m256 one = _mm256_or_ps(_mm256_and_ps(v, signbit), _mm256_set1_ps(1.0f));
+    __m256 step = _mm256_and_ps(_mm256_cmp_ps(frac, _mm256_set1_ps(0.5f), _CMP_GE_OQ), one);
+    return _mm256_add_ps(t, step);
+}
+
+// Pack 4×8 int32 (each within int8) into 32 bytes in order.
+static inline CK_AVX2 __m256i pack_i32x4(__m256i a, __m256i b, __m256i c, __m256i d) {
+    __m256i ab = _mm256_packs_epi32(a, b), cd = _mm256_packs_epi32(c, d);
+    __m256i r = _mm256_packs_epi16(ab, cd);
+    return _mm256_permutevar8x32_epi32(r, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+static inline CK_AVX2 void quant_block_32(const float *x, int8_t *qs, float *d_out, int *sum_out) {
+    const __m256 signbit = _mm256_set1_ps(-0.0f);
+    __m256 v0 = _mm256_loadu_ps(x), v1 = _mm256_loadu_ps(x + 8);
+    __m256 v2 = _mm256_loadu_ps(x + 16), v3 = _mm256_loadu_ps(x + 24);
+    __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(signbit, v0), _mm256_andnot_ps(signbit, v1)),
+                             _mm256_max_ps(_mm256_andnot_ps(signbit, v2), _mm256_andnot_ps(signbit, v3)));
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_max_ss(h, _mm_movehdup_ps(h));
+    const float amax = _mm_cvtss_f32(h);
+    const float d = amax / 127.0f;
+    const float id = d != 0 ? 1.0f / d : 0.0f;
+    const __m256 mul = _mm256_set1_ps(id);
+    __m256i i0 = _mm256_cvtps_epi32(round_away(_mm256_mul_ps(v0, mul)));
+    __m256i i1 = _mm256_cvtps_epi32(round_away(_mm256_mul_ps(v1, mul)));
+    __m256i i2 = _mm256_cvtps_epi32(round_away(_mm256_mul_ps(v2, mul)));
+    __m256i i3 = _mm256_cvtps_epi32(round_away(_mm256_mul_ps(v3, mul)));
+    if (sum_out) *sum_out = hsum_epi32(_mm256_add_epi32(_mm256_add_epi32(i0, i1), _mm256_add_epi32(i2, i3)));
+    _mm256_storeu_si256((__m256i *)qs, pack_i32x4(i0, i1, i2, i3));
+    *d_out = d;
+}
+
+CK_AVX2 void ck_quantize_row_q8_0_avx2(const float *x, void *vy, int64_t n) {
+    blk_q8_0 *y = vy;
+    for (int64_t i = 0; i < n / QK; i++) {
+        float d;
+        quant_block_32(x + i * QK, y[i].qs, &d, NULL);
+        y[i].d = _cvtss_sh(d, 0);
+    }
+}
+
+CK_AVX2 void ck_quantize_row_q8_1_avx2(const float *x, void *vy, int64_t n) {
+    blk_q8_1 *y = vy;
+    for (int64_t i = 0; i < n / QK; i++) {
+        float d;
+        int sum;
+        quant_block_32(x + i * QK, y[i].qs, &d, &sum);
+        y[i].d = _cvtss_sh(d, 0);
+        y[i].s = _cvtss_sh((float)sum * d, 0);
+    }
+}
+
+CK_AVX2 void ck_quantize_row_q8_K_avx2(const float *x, void *vy, int64_t n) {
+    blk_q8_K *y = vy;
+    const __m256 signbit = _mm256_set1_ps(-0.0f);
+    for (int64_t i = 0; i < n / QKK; i++, x += QKK) {
+        __m256 m = _mm256_setzero_ps();
+        for (int j = 0; j < QKK; j += 8) m = _mm256_max_ps(m, _mm256_andnot_ps(signbit, _mm256_loadu_ps(x + j)));
+        __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_max_ss(h, _mm_movehdup_ps(h));
+        const float amax = _mm_cvtss_f32(h);
+        if (amax == 0) {
+            memset(&y[i], 0, sizeof(y[i]));
+            continue;
+        }
+        // The reference keeps the sign of the first element reaching amax.
+        float max = amax;
+        const __m256 va = _mm256_set1_ps(amax);
+        for (int j = 0; j < QKK; j += 8) {
+            int mask = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_andnot_ps(signbit, _mm256_loadu_ps(x + j)), va, _CMP_EQ_OQ));
+            if (mask) { max = x[j + __builtin_ctz((unsigned)mask)]; break; }
+        }
+        const float iscale = -127.f / max;
+        const __m256 mul = _mm256_set1_ps(iscale);
+        const __m256i top = _mm256_set1_epi32(127);
+        for (int j = 0; j < QKK; j += 32) {
+            __m256i q[4];
+            for (int k = 0; k < 4; k++) {
+                __m256 v = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + j + 8 * k), mul),
+                                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+                q[k] = _mm256_min_epi32(_mm256_cvtps_epi32(v), top);
+            }
+            __m256i packed = pack_i32x4(q[0], q[1], q[2], q[3]);
+            _mm256_storeu_si256((__m256i *)(y[i].qs + j), packed);
+            // bsums for these two groups of 16
+            __m256i s16 = _mm256_maddubs_epi16(_mm256_set1_epi8(1), packed);
+            __m256i s32 = _mm256_madd_epi16(s16, _mm256_set1_epi16(1));
+            __m128i lo = _mm256_castsi256_si128(s32), hi = _mm256_extracti128_si256(s32, 1);
+            lo = _mm_add_epi32(lo, _mm_shuffle_epi32(lo, 0x4e)); lo = _mm_add_epi32(lo, _mm_shuffle_epi32(lo, 0xb1));
+            hi = _mm_add_epi32(hi, _mm_shuffle_epi32(hi, 0x4e)); hi = _mm_add_epi32(hi, _mm_shuffle_epi32(hi, 0xb1));
+            y[i].bsums[j / 16] = (int16_t)_mm_cvtsi128_si32(lo);
+            y[i].bsums[j / 16 + 1] = (int16_t)_mm_cvtsi128_si32(hi);
+        }
+        y[i].d = 1 / iscale;
+    }
+}
+
+// ---- dot products ------------------------------------------------------------------------
+
+CK_AVX2 float ck_dot_q8_0_avx2(int64_t n, const void *vx, const void *vy) {
+    const blk_q8_0 *x = vx;
+    const blk_q8_0 *y = vy;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / QK; i++) {
+        __m256i qx = _mm256_loadu_si256((const __m256i *)x[i].qs);
+        __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
+        __m256 p = _mm256_cvtepi32_ps(dot_i8_i8(qx, qy));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(hf(x[i].d) * hf(y[i].d)), p, acc);
+    }
+    return hsum_ps(acc);
+}
+
+CK_AVX2 float ck_dot_q4_0_avx2(int64_t n, const void *vx, const void *vy) {
+    const blk_q4_0 *x = vx;
+    const blk_q8_0 *y = vy;
+    __m256 acc = _mm256_setzero_ps();
+    const __m256i eight = _mm256_set1_epi8(8);
+    for (int64_t i = 0; i < n / QK; i++) {
+        __m256i qx = _mm256_sub_epi8(unpack_nibbles(x[i].qs), eight);
+        __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
+        __m256 p = _mm256_cvtepi32_ps(dot_i8_i8(qx, qy));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(hf(x[i].d) * hf(y[i].d)), p, acc);
+    }
+    return hsum_ps(acc);
+}
+
+CK_AVX2 float ck_dot_q4_1_avx2(int64_t n, const void *vx, const void *vy) {
+    const blk_q4_1 *x = vx;
+    const blk_q8_1 *y = vy;
+    __m256 acc = _mm256_setzero_ps();
+    float summs = 0;
+    for (int64_t i = 0; i < n / QK; i++) {
+        __m256i qx = unpack_nibbles(x[i].qs);
+        __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
+        __m256 p = _mm256_cvtepi32_ps(dot_u8_i8(qx, qy));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(hf(x[i].d) * hf(y[i].d)), p, acc);
+        summs += hf(x[i].m) * hf(y[i].s);
+    }
+    return hsum_ps(acc) + summs;
+}
+
+CK_AVX2 float ck_dot_q5_0_avx2(int64_t n, const void *vx, const void *vy) {
+    const blk_q5_0 *x = vx;
+    const blk_q8_0 *y = vy;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / QK; i++) {
+        // (q | bit<<4) - 16: where the 5th bit is clear, set the byte's high nibble (0xF0 = -16).
+        __m256i q4 = unpack_nibbles(x[i].qs);
+        __m256i hi = _mm256_andnot_si256(bits_to_bytes(x[i].qh), _mm256_set1_epi8((char)0xF0));
+        __m256i qx = _mm256_or_si256(q4, hi);
+        __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
+        __m256 p = _mm256_cvtepi32_ps(dot_i8_i8(qx, qy));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(hf(x[i].d) * hf(y[i].d)), p, acc);
+    }
+    return hsum_ps(acc);
+}
+
+CK_AVX2 float ck_dot_q5_1_avx2(int64_t n, const void *vx, const void *vy) {
+    const blk_q5_1 *x = vx;
+    const blk_q8_1 *y = vy;
+    __m256 acc = _mm256_setzero_ps();
+    float summs = 0;
+    for (int64_t i = 0; i < n / QK; i++) {
+        __m256i q4 = unpack_nibbles(x[i].qs);
+        __m256i hi = _mm256_and_si256(bits_to_bytes(x[i].qh), _mm256_set1_epi8(0x10));
+        __m256i qx = _mm256_or_si256(q4, hi);
+        __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
+        __m256 p = _mm256_cvtepi32_ps(dot_u8_i8(qx, qy));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(hf(x[i].d) * hf(y[i].d)), p, acc);
+        summs += hf(x[i].m) * hf(y[i].s);
+    }
+    return hsum_ps(acc) + summs;
+}
+
+// Sum over the 8 sub-blocks of min_j × (activation sum over sub-block j).
+static inline int k4_mins_dot(const uint8_t *mins, const int16_t *bsums) {
+    int s = 0;
+    for (int j = 0; j < 8; j++) s += mins[j] * (bsums[2 * j] + bsums[2 * j + 1]);
+    return s;
+}
+
+CK_AVX2 float ck_dot_q4_K_avx2(int64_t n, const void *vx, const void *vy) {
+    const blk_q4_K *x = vx;
+    const blk_q8_K *y = vy;
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    __m256 acc = _mm256_setzero_ps();
+    float accm = 0;
+    for (int64_t i = 0; i < n / QKK; i++) {
+        uint8_t sc[8], mn[8];
+        for (int j = 0; j < 8; j++) ck_scale_min_k4(j, x[i].scales, &sc[j], &mn[j]);
+        const float d = y[i].d * hf(x[i].d);
+        accm += y[i].d * hf(x[i].dmin) * (float)k4_mins_dot(mn, y[i].bsums);
+        __m256i sumi = _mm256_setzero_si256();
+        const int8_t *q8 = y[i].qs;
+        for (int c = 0; c < 4; c++) {
+            __m256i q4 = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * c));
+            __m256i lo = _mm256_and_si256(q4, m4);
+            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
+            __m256i p0 = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(q8 + 64 * c)));
+            __m256i p1 = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(q8 + 64 * c + 32)));
+            p0 = _mm256_madd_epi16(p0, _mm256_set1_epi16(sc[2 * c]));
+            p1 = _mm256_madd_epi16(p1, _mm256_set1_epi16(sc[2 * c + 1]));
+            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    return hsum_ps(acc) - accm;
+}
+
+CK_AVX2 float ck_dot_q5_K_avx2(int64_t n, const void *vx, const void *vy) {
+    const blk_q5_K *x = vx;
+    const blk_q8_K *y = vy;
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    const __m256i one = _mm256_set1_epi8(1);
+    __m256 acc = _mm256_setzero_ps();
+    float accm = 0;
+    for (int64_t i = 0; i < n / QKK; i++) {
+        uint8_t sc[8], mn[8];
+        for (int j = 0; j < 8; j++) ck_scale_min_k4(j, x[i].scales, &sc[j], &mn[j]);
+        const float d = y[i].d * hf(x[i].d);
+        accm += y[i].d * hf(x[i].dmin) * (float)k4_mins_dot(mn, y[i].bsums);
+        __m256i qh = _mm256_loadu_si256((const __m256i *)x[i].qh);
+        __m256i sumi = _mm256_setzero_si256();
+        const int8_t *q8 = y[i].qs;
+        for (int c = 0; c < 4; c++) {
+            __m256i q4 = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * c));
+            // bit 2c of qh[l] is element 64c+l's 5th bit, bit 2c+1 is element 64c+32+l's.
+            __m256i hlo = _mm256_slli_epi16(_mm256_and_si256(qh, one), 4);
+            __m256i hhi = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 1), one), 4);
+            qh = _mm256_srli_epi16(qh, 2);
+            __m256i lo = _mm256_or_si256(_mm256_and_si256(q4, m4), hlo);
+            __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q4, 4), m4), hhi);
+            __m256i p0 = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(q8 + 64 * c)));
+            __m256i p1 = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(q8 + 64 * c + 32)));
+            p0 = _mm256_madd_epi16(p0, _mm256_set1_epi16(sc[2 * c]));
+            p1 = _mm256_madd_epi16(p1, _mm256_set1_epi16(sc[2 * c + 1]));
+            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    return hsum_ps(acc) - accm;
+}
+
+CK_AVX2 float ck_dot_q6_K_avx2(int64_t n, const void *vx, const void *vy) {
+    const blk_q6_K *x = vx;
+    const blk_q8_K *y = vy;
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    const __m256i m3 = _mm256_set1_epi8(0x03);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / QKK; i++) {
+        // Scales cover 16 elements each, as do Q8_K's bsums, so the -32 offset of every code
+        // is 32 × Σ scale_g × bsum_g.
+        __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[i].scales));
+        __m256i bs = _mm256_loadu_si256((const __m256i *)y[i].bsums);
+        const int offset = 32 * hsum_epi32(_mm256_madd_epi16(sc16, bs));
+        const int8_t *sc = x[i].scales;
+        __m256i sumi = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            const uint8_t *ql = x[i].ql + 64 * h;
+            const int8_t *q8 = y[i].qs + 128 * h;
+            const int8_t *s = sc + 8 * h;
+            __m256i qhv = _mm256_loadu_si256((const __m256i *)(x[i].qh + 32 * h));
+            __m256i qa = _mm256_loadu_si256((const __m256i *)ql);
+            __m256i qb = _mm256_loadu_si256((const __m256i *)(ql + 32));
+            __m256i q[4];
+            q[0] = _mm256_or_si256(_mm256_and_si256(qa, m4), _mm256_slli_epi16(_mm256_and_si256(qhv, m3), 4));
+            q[1] = _mm256_or_si256(_mm256_and_si256(qb, m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qhv, 2), m3), 4));
+            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qa, 4), m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qhv, 4), m3), 4));
+            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qb, 4), m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qhv, 6), m3), 4));
+            for (int k = 0; k < 4; k++) {
+                __m256i p = _mm256_maddubs_epi16(q[k], _mm256_loadu_si256((const __m256i *)(q8 + 32 * k)));
+                __m256i scv = _mm256_set_m128i(_mm_set1_epi16(s[2 * k + 1]), _mm_set1_epi16(s[2 * k]));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scv));
+            }
+        }
+        const float d = y[i].d * hf(x[i].d);
+        __m256 v = _mm256_cvtepi32_ps(sumi);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), v, acc);
+        acc = _mm256_sub_ps(acc, _mm256_setr_ps(d * (float)offset, 0, 0, 0, 0, 0, 0, 0));
+    }
+    return hsum_ps(acc);
+}
+
+CK_AVX2 float ck_dot_f16_avx2(int64_t n, const void *vx, const void *vy) {
+    const uint16_t *x = vx;
+    const float *y = vy;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        a0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i))), _mm256_loadu_ps(y + i), a0);
+        a1 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i + 8))), _mm256_loadu_ps(y + i + 8), a1);
+        a2 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i + 16))), _mm256_loadu_ps(y + i + 16), a2);
+        a3 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i + 24))), _mm256_loadu_ps(y + i + 24), a3);
+    }
+    for (; i + 8 <= n; i += 8)
+        a0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i))), _mm256_loadu_ps(y + i), a0);
+    float s = hsum_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    for (; i < n; i++) s += hf(x[i]) * y[i];
+    return s;
+}
+
+CK_AVX2 float ck_dot_f32_avx2(int64_t n, const void *vx, const void *vy) {
+    const float *x = vx;
+    const float *y = vy;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), _mm256_loadu_ps(y + i + 8), a1);
+        a2 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 16), _mm256_loadu_ps(y + i + 16), a2);
+        a3 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 24), _mm256_loadu_ps(y + i + 24), a3);
+    }
+    for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), a0);
+    float s = hsum_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    for (; i < n; i++) s += x[i] * y[i];
+    return s;
+}
+
+// ---- dispatch ------------------------------------------------------------------------------
+
+void ck_quantize_row_q8_0(const float *x, void *y, int64_t n) {
+    if (ck_use_avx2 < 0) ck_init_cpu();
+    if (ck_use_avx2) ck_quantize_row_q8_0_avx2(x, y, n); else ck_quantize_row_q8_0_scalar(x, y, n);
+}
+void ck_quantize_row_q8_1(const float *x, void *y, int64_t n) {
+    if (ck_use_avx2 < 0) ck_init_cpu();
+    if (ck_use_avx2) ck_quantize_row_q8_1_avx2(x, y, n); else ck_quantize_row_q8_1_scalar(x, y, n);
+}
+void ck_quantize_row_q8_K(const float *x, void *y, int64_t n) {
+    if (ck_use_avx2 < 0) ck_init_cpu();
+    if (ck_use_avx2) ck_quantize_row_q8_K_avx2(x, y, n); else ck_quantize_row_q8_K_scalar(x, y, n);
+}
+
+void ck_quantize_activation(int weight_type, const float *x, void *y, int64_t n) {
+    switch (ck_vec_dot_type(weight_type)) {
+    case CK_Q8_0: ck_quantize_row_q8_0(x, y, n); break;
+    case CK_Q8_1: ck_quantize_row_q8_1(x, y, n); break;
+    case CK_Q8_K: ck_quantize_row_q8_K(x, y, n); break;
+    case CK_F32: memmove(y, x, (size_t)n * sizeof(float)); break;
+    default: break;
+    }
+}
+
+float ck_vec_dot(int type, int64_t n, const void *w, const void *a) {
+    if (ck_use_avx2 < 0) ck_init_cpu();
+    if (!ck_use_avx2) return ck_vec_dot_scalar(type, n, w, a);
+    switch (type) {
+    case CK_F32: return ck_dot_f32_avx2(n, w, a);
+    case CK_F16: return ck_dot_f16_avx2(n, w, a);
+    case CK_Q4_0: return ck_dot_q4_0_avx2(n, w, a);
+    case CK_Q4_1: return ck_dot_q4_1_avx2(n, w, a);
+    case CK_Q5_0: return ck_dot_q5_0_avx2(n, w, a);
+    case CK_Q5_1: return ck_dot_q5_1_avx2(n, w, a);
+    case CK_Q8_0: return ck_dot_q8_0_avx2(n, w, a);
+    case CK_Q4_K: return ck_dot_q4_K_avx2(n, w, a);
+    case CK_Q5_K: return ck_dot_q5_K_avx2(n, w, a);
+    case CK_Q6_K: return ck_dot_q6_K_avx2(n, w, a);
+    default: return ck_vec_dot_scalar(type, n, w, a);
+    }
+}
+
+void ck_vec_dot_multi(int type, int64_t n, const void *w, const void *a, size_t a_stride,
+                      int64_t ntok, float *out, int64_t out_stride) {
+    for (int64_t t = 0; t < ntok; t++)
+        out[t * out_stride] = ck_vec_dot(type, n, w, (const uint8_t *)a + (size_t)t * a_stride);
+}
