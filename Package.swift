@@ -22,7 +22,7 @@ let package = Package(
         .target(name: "CKernels", path: "Sources/CKernels",
                 cSettings: [.unsafeFlags(["-O3"])], linkerSettings: [.linkedLibrary("m")]),
         .target(name: "Kernels", dependencies: ["ModelFiles", "CKernels"]),
-        .target(name: "Models", dependencies: ["ModelFiles", "Kernels"]),
+        .target(name: "Models", dependencies: ["ModelFiles", "Kernels", "CKernels"]),
         .target(name: "Generation", dependencies: ["ModelFiles", "Tokenization", "Models"]),
         .target(name: "TestSupport", dependencies: ["ModelFiles"], path: "Sources/TestSupport"),
         .target(name: "StewardCLI", dependencies: ["ModelFiles", "Tokenization", "Templates", "Models", "Generation"]),

@@ -1,25 +1,28 @@
 import Foundation
 import ModelFiles
 import Kernels
+import CKernels
 
 /// Per-sequence state: the KV cache. The model itself is immutable and shared between sequences.
-/// K and V are stored in f16 (as llama.cpp does by default), one row of kvHeads·headDim per cell.
+/// K and V are stored in f16, as llama.cpp does by default. K is kept by position
+/// (layer, position, kvHeads·headDim); V transposed (layer, kvHeads·valueDim, position) so that
+/// attention-weighted sums are contiguous dot products, as in llama.cpp's non-flash path.
 public final class KVCache: @unchecked Sendable {
     public let capacity: Int
     public private(set) var count = 0
-    let kvDim: Int
+    let kDim: Int
     let vDim: Int
     let layers: Int
-    var k: UnsafeMutablePointer<Float16>   // (layer, capacity, kvDim)
-    var v: UnsafeMutablePointer<Float16>   // (layer, capacity, vDim)
+    let k: UnsafeMutablePointer<UInt16>   // (layer, capacity, kDim) f16 bits
+    let v: UnsafeMutablePointer<UInt16>   // (layer, vDim, capacity) f16 bits
 
     public init(config c: DecoderConfig, capacity: Int) {
-        self.capacity = capacity
-        self.kvDim = c.kvHeads * c.headDim
+        self.capacity = max(1, capacity)
+        self.kDim = c.kvHeads * c.headDim
         self.vDim = c.kvHeads * c.valueDim
         self.layers = c.layers
-        k = .allocate(capacity: layers * capacity * kvDim)
-        v = .allocate(capacity: layers * capacity * vDim)
+        k = .allocate(capacity: layers * self.capacity * kDim)
+        v = .allocate(capacity: layers * self.capacity * vDim)
     }
 
     deinit {
@@ -27,44 +30,51 @@ public final class KVCache: @unchecked Sendable {
         v.deallocate()
     }
 
-    /// Forgets positions from `position` on (e.g. to reuse a shared prompt prefix).
+    /// Forgets positions from `position` on (to reuse a shared prompt prefix).
     public func truncate(to position: Int) { count = max(0, min(count, position)) }
     public func reset() { count = 0 }
 
-    public var bytes: Int { layers * capacity * (kvDim + vDim) * 2 }
+    /// Bytes held for K and V.
+    public var bytes: Int { layers * capacity * (kDim + vDim) * 2 }
 
-    @inline(__always) func kRow(_ layer: Int, _ pos: Int) -> UnsafeMutablePointer<Float16> { k + (layer * capacity + pos) * kvDim }
-    @inline(__always) func vRow(_ layer: Int, _ pos: Int) -> UnsafeMutablePointer<Float16> { v + (layer * capacity + pos) * vDim }
+    @inline(__always) func kRow(_ layer: Int, _ pos: Int) -> UnsafeMutablePointer<UInt16> { k + (layer * capacity + pos) * kDim }
+    @inline(__always) func vColumn(_ layer: Int, _ dim: Int) -> UnsafeMutablePointer<UInt16> { v + (layer * vDim + dim) * capacity }
     func advance(_ n: Int) { count += n }
 }
 
 /// A decoder-only transformer (llama family, Gemma 3) as config → weights → forward, in the
 /// spirit of llama2.c's run.c: one readable pass, buffers named with their shapes.
+/// One forward at a time per model (the compute scratch is shared); sequences keep their own
+/// KV caches, so a scheduler interleaves them.
 public final class DecoderModel: @unchecked Sendable {
     public let config: DecoderConfig
     public let weights: DecoderWeights
     public let file: GGUFFile
-    public let pool: ThreadPool
+    public let compute: Compute
+    public var pool: ThreadPool { compute.pool }
+    private let lock = NSLock()
 
     public init(file: GGUFFile, threads: Int? = nil) throws(ModelError) {
         self.file = file
         self.config = try DecoderConfig(gguf: file)
         self.weights = try DecoderWeights(file: file, config: config)
-        self.pool = ThreadPool(threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        self.compute = Compute(threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
     }
 
     public func makeCache(capacity: Int) -> KVCache { KVCache(config: config, capacity: capacity) }
 
-    /// Scratch buffers for a batch of up to `n` tokens.
+    /// Scratch buffers for a batch of `n` tokens.
     final class Scratch {
         let n: Int
-        let x, xn, q, k, v, att, o, gate, up, down: UnsafeMutablePointer<Float>
-        let scores: UnsafeMutablePointer<Float>   // (threads, capacity)
+        let x, xn, q, k, v, att, o, gate, up: UnsafeMutablePointer<Float>
+        let scores: UnsafeMutablePointer<Float>       // (threads, capacity)
+        let ropeCos, ropeSin: UnsafeMutablePointer<Float>          // (n, ropeDims/2) global base
+        let ropeCosLocal, ropeSinLocal: UnsafeMutablePointer<Float> // (n, ropeDims/2) local base
         init(config c: DecoderConfig, n: Int, capacity: Int, threads: Int) {
             self.n = n
             let h = c.hiddenSize
             x = .allocate(capacity: n * h)                      // (n, hidden) residual stream
-            xn = .allocate(capacity: n * max(h, c.ffnSize))     // (n, hidden) normed input
+            xn = .allocate(capacity: n * h)                     // (n, hidden) normed input
             q = .allocate(capacity: n * c.heads * c.headDim)    // (n, heads·headDim)
             k = .allocate(capacity: n * c.kvHeads * c.headDim)  // (n, kvHeads·headDim)
             v = .allocate(capacity: n * c.kvHeads * c.valueDim) // (n, kvHeads·valueDim)
@@ -72,12 +82,25 @@ public final class DecoderModel: @unchecked Sendable {
             o = .allocate(capacity: n * h)                      // (n, hidden)
             gate = .allocate(capacity: n * c.ffnSize)           // (n, ffn)
             up = .allocate(capacity: n * c.ffnSize)             // (n, ffn)
-            down = .allocate(capacity: n * h)                   // (n, hidden)
             scores = .allocate(capacity: threads * capacity)
+            let half = c.ropeDims / 2
+            ropeCos = .allocate(capacity: n * half); ropeSin = .allocate(capacity: n * half)
+            ropeCosLocal = .allocate(capacity: n * half); ropeSinLocal = .allocate(capacity: n * half)
         }
         deinit {
-            for p in [x, xn, q, k, v, att, o, gate, up, down, scores] { p.deallocate() }
+            for p in [x, xn, q, k, v, att, o, gate, up, scores, ropeCos, ropeSin, ropeCosLocal, ropeSinLocal] { p.deallocate() }
         }
+    }
+
+    private var scratch: Scratch?
+    private var scratchCapacity = 0
+
+    private func scratch(n: Int, capacity: Int) -> Scratch {
+        if let s = scratch, s.n == n, scratchCapacity >= capacity { return s }
+        let s = Scratch(config: config, n: n, capacity: capacity, threads: pool.threadCount)
+        scratch = s
+        scratchCapacity = capacity
+        return s
     }
 
     /// Runs `tokens` at the cache's next positions and returns logits (vocab floats) for the
@@ -92,122 +115,128 @@ public final class DecoderModel: @unchecked Sendable {
         for t in tokens where t < 0 || Int(t) >= c.vocabSize {
             throw .badConfig("token id \(t) is outside the vocabulary (0..<\(c.vocabSize))")
         }
-        let s = Scratch(config: c, n: n, capacity: cache.capacity, threads: pool.threads)
+        lock.lock()
+        defer { lock.unlock() }
+        let s = scratch(n: n, capacity: cache.capacity)
         let h = c.hiddenSize
         let pos0 = cache.count
+        let qDim = c.heads * c.headDim, kDim = c.kvHeads * c.headDim, vDim = c.kvHeads * c.valueDim
+        let half = c.ropeDims / 2
 
         // x = embed(tokens) · embeddingScale
         for (i, t) in tokens.enumerated() {
             weights.tokenEmbedding.matrix.dequantizeRow(Int(t), into: s.x + i * h)
-            if c.embeddingScale != 1 { Ops.scale(s.x + i * h, h, c.embeddingScale) }
+            if c.embeddingScale != 1 { FloatOps.scale(s.x + i * h, by: c.embeddingScale, count: h) }
         }
+        // RoPE tables for this batch's positions (global base, and local base when it differs).
+        let hasLocal = c.ropeBaseLocal != c.ropeBase
+        for i in 0..<n {
+            let pos = Float(pos0 + i)
+            ck_rope_cache(pos, Int64(c.ropeDims), c.ropeBase, c.ropeScale, s.ropeCos + i * half, s.ropeSin + i * half)
+            if hasLocal {
+                ck_rope_cache(pos, Int64(c.ropeDims), c.ropeBaseLocal, c.ropeScale, s.ropeCosLocal + i * half, s.ropeSinLocal + i * half)
+            }
+        }
+        let neox: Int32 = c.ropeStyle == .neox ? 1 : 0
 
-        let qDim = c.heads * c.headDim, kDim = c.kvHeads * c.headDim, vDim = c.kvHeads * c.valueDim
         for (l, b) in weights.blocks.enumerated() {
             // Attention
-            for i in 0..<n { Ops.rmsnorm(s.x + i * h, b.attnNorm, h, c.rmsEps, into: s.xn + i * h) }
-            linear(b.wq, s.xn, n, s.q)
-            linear(b.wk, s.xn, n, s.k)
-            linear(b.wv, s.xn, n, s.v)
+            rmsnorm(s.x, b.attnNorm, n, h, into: s.xn)
+            compute.matmul(b.wq.matrix, x: s.xn, tokens: n, y: s.q)
+            compute.matmul(b.wk.matrix, x: s.xn, tokens: n, y: s.k)
+            compute.matmul(b.wv.matrix, x: s.xn, tokens: n, y: s.v)
             if let bq = b.bq, let bk = b.bk, let bv = b.bv {
                 for i in 0..<n {
-                    Ops.add(s.q + i * qDim, bq, qDim)
-                    Ops.add(s.k + i * kDim, bk, kDim)
-                    Ops.add(s.v + i * vDim, bv, vDim)
+                    addInPlace(s.q + i * qDim, bq)
+                    addInPlace(s.k + i * kDim, bk)
+                    addInPlace(s.v + i * vDim, bv)
                 }
             }
             if let qn = b.qNorm, let kn = b.kNorm {
-                for i in 0..<n {
-                    for hh in 0..<c.heads { let p = s.q + i * qDim + hh * c.headDim; Ops.rmsnorm(p, qn, c.headDim, c.rmsEps, into: p) }
-                    for hh in 0..<c.kvHeads { let p = s.k + i * kDim + hh * c.headDim; Ops.rmsnorm(p, kn, c.headDim, c.rmsEps, into: p) }
-                }
+                rmsnorm(s.q, qn, n * c.heads, c.headDim, into: s.q)
+                rmsnorm(s.k, kn, n * c.kvHeads, c.headDim, into: s.k)
             }
-            let base = c.isSliding(layer: l) ? c.ropeBaseLocal : c.ropeBase
+            let local = hasLocal && c.isSliding(layer: l)
+            let cosT = local ? s.ropeCosLocal : s.ropeCos, sinT = local ? s.ropeSinLocal : s.ropeSin
             for i in 0..<n {
-                let pos = Float(pos0 + i) * c.ropeScale
-                Ops.rope(s.q + i * qDim, heads: c.heads, headDim: c.headDim, ropeDims: c.ropeDims, position: pos, base: base, style: c.ropeStyle)
-                Ops.rope(s.k + i * kDim, heads: c.kvHeads, headDim: c.headDim, ropeDims: c.ropeDims, position: pos, base: base, style: c.ropeStyle)
-                Ops.toF16(s.k + i * kDim, cache.kRow(l, pos0 + i), kDim)
-                Ops.toF16(s.v + i * vDim, cache.vRow(l, pos0 + i), vDim)
+                ck_rope_apply(s.q + i * qDim, Int64(c.heads), Int64(c.headDim), Int64(c.ropeDims), cosT + i * half, sinT + i * half, neox)
+                ck_rope_apply(s.k + i * kDim, Int64(c.kvHeads), Int64(c.headDim), Int64(c.ropeDims), cosT + i * half, sinT + i * half, neox)
+                let kr = cache.kRow(l, pos0 + i)
+                for d in 0..<kDim { kr[d] = ck_f32_to_f16(s.k[i * kDim + d]) }
+                for d in 0..<vDim { cache.vColumn(l, d)[pos0 + i] = ck_f32_to_f16(s.v[i * vDim + d]) }
             }
             attention(layer: l, n: n, pos0: pos0, cache: cache, s: s)
-            linear(b.wo, s.att, n, s.o)
-            if let pn = b.postAttnNorm {
-                for i in 0..<n { Ops.rmsnorm(s.o + i * h, pn, h, c.rmsEps, into: s.o + i * h) }
-            }
-            Ops.add(s.x, s.o, n * h)
+            compute.matmul(b.wo.matrix, x: s.att, tokens: n, y: s.o)
+            if let pn = b.postAttnNorm { rmsnorm(s.o, pn, n, h, into: s.o) }
+            FloatOps.add(s.x, s.o, into: s.x, count: n * h)
 
-            // Feed-forward (gated)
-            for i in 0..<n { Ops.rmsnorm(s.x + i * h, b.ffnNorm, h, c.rmsEps, into: s.xn + i * h) }
-            linear(b.wGate, s.xn, n, s.gate)
-            linear(b.wUp, s.xn, n, s.up)
+            // Feed-forward: down(act(gate(x)) · up(x))
+            rmsnorm(s.x, b.ffnNorm, n, h, into: s.xn)
+            compute.matmul(b.wGate.matrix, x: s.xn, tokens: n, y: s.gate)
+            compute.matmul(b.wUp.matrix, x: s.xn, tokens: n, y: s.up)
             switch c.activation {
-            case .silu: Ops.siluMul(s.gate, s.up, n * c.ffnSize)
-            case .geluTanh: Ops.geluMul(s.gate, s.up, n * c.ffnSize)
+            case .silu: FloatOps.silu(s.gate, into: s.gate, count: n * c.ffnSize)
+            case .geluTanh: FloatOps.gelu(s.gate, into: s.gate, count: n * c.ffnSize)
             }
-            linear(b.wDown, s.gate, n, s.down)
-            if let pn = b.postFFNNorm {
-                for i in 0..<n { Ops.rmsnorm(s.down + i * h, pn, h, c.rmsEps, into: s.down + i * h) }
-            }
-            Ops.add(s.x, s.down, n * h)
+            FloatOps.mul(s.gate, s.up, into: s.gate, count: n * c.ffnSize)
+            compute.matmul(b.wDown.matrix, x: s.gate, tokens: n, y: s.o)
+            if let pn = b.postFFNNorm { rmsnorm(s.o, pn, n, h, into: s.o) }
+            FloatOps.add(s.x, s.o, into: s.x, count: n * h)
         }
         cache.advance(n)
 
         // Output: logits for the last token (or all).
         let rowsOut = allLogits ? n : 1
         let first = allLogits ? 0 : n - 1
-        for i in 0..<rowsOut { Ops.rmsnorm(s.x + (first + i) * h, weights.outputNorm, h, c.rmsEps, into: s.xn + i * h) }
+        rmsnorm(s.x + first * h, weights.outputNorm, rowsOut, h, into: s.xn)
         var logits = [Float](repeating: 0, count: rowsOut * c.vocabSize)
         logits.withUnsafeMutableBufferPointer { lp in
-            linear(weights.output, s.xn, rowsOut, lp.baseAddress!)
+            compute.matmul(weights.output.matrix, x: s.xn, tokens: rowsOut, y: lp.baseAddress!)
         }
         return logits
     }
 
-    @inline(__always) func linear(_ w: Weight, _ x: UnsafePointer<Float>, _ n: Int, _ y: UnsafeMutablePointer<Float>) {
-        w.matrix.multiply(x, rows: n, into: y, pool: pool)
+    /// RMSNorm of `rows` vectors of `width`, each times `w`.
+    @inline(__always) func rmsnorm(_ x: UnsafePointer<Float>, _ w: [Float], _ rows: Int, _ width: Int, into y: UnsafeMutablePointer<Float>) {
+        w.withUnsafeBufferPointer { wp in
+            for r in 0..<rows { FloatOps.rmsNorm(x + r * width, weight: wp.baseAddress, into: y + r * width, count: width, eps: config.rmsEps) }
+        }
     }
 
-    /// Causal (and, on sliding layers, windowed) attention for the batch's queries over the cache,
-    /// parallel over (token, head).
+    @inline(__always) func addInPlace(_ y: UnsafeMutablePointer<Float>, _ b: [Float]) {
+        b.withUnsafeBufferPointer { FloatOps.add(y, $0.baseAddress!, into: y, count: b.count) }
+    }
+
+    /// Causal (and, on sliding layers, windowed) attention of the batch's queries over the
+    /// cache, parallel over (token, head).
     func attention(layer l: Int, n: Int, pos0: Int, cache: KVCache, s: Scratch) {
         let c = config
-        let qDim = c.heads * c.headDim, kDim = c.kvHeads * c.headDim, vDim = c.kvHeads * c.valueDim
+        let qDim = c.heads * c.headDim
         let group = c.heads / c.kvHeads
         let window = c.isSliding(layer: l) ? c.slidingWindow : nil
         let cap = cache.capacity
         let scale = c.attentionScale
-        let headDim = c.headDim, valueDim = c.valueDim
-        pool.parallelFor(n * c.heads, chunk: 1) { begin, end, thread in
+        let headDim = c.headDim, valueDim = c.valueDim, heads = c.heads
+        let f16 = Int32(GGMLType.f16.rawValue)
+        pool.parallelFor(n * heads, chunk: 1) { range, thread in
             let scores = s.scores + thread * cap
-            for task in begin..<end {
-                let i = task / c.heads, hh = task % c.heads
+            for task in range {
+                let i = task / heads, hh = task % heads
                 let kvh = hh / group
                 let pos = pos0 + i
                 // per llama.cpp's standard SWA mask: a key at p is visible when pos - p < window
                 let lo = window.map { max(0, pos - $0 + 1) } ?? 0
+                let count = pos - lo + 1
                 let q = s.q + i * qDim + hh * headDim
-                var mx = -Float.infinity
                 for p in lo...pos {
-                    let kr = cache.kRow(l, p) + kvh * headDim
-                    let d = Ops.dotF16(q, kr, headDim) * scale
-                    scores[p - lo] = d
-                    if d > mx { mx = d }
+                    scores[p - lo] = ck_vec_dot(f16, Int64(headDim), cache.kRow(l, p) + kvh * headDim, q) * scale
                 }
-                var sum: Float = 0
-                for j in 0...(pos - lo) {
-                    let e = Foundation.exp(scores[j] - mx)
-                    scores[j] = e
-                    sum += e
-                }
-                let out = s.att + i * c.heads * valueDim + hh * valueDim
-                out.initialize(repeating: 0, count: valueDim)
-                let inv = 1 / sum
-                for p in lo...pos {
-                    Ops.axpyF16(scores[p - lo] * inv, cache.vRow(l, p) + kvh * valueDim, out, valueDim)
+                FloatOps.softmax(scores, count: count)
+                let out = s.att + i * heads * valueDim + hh * valueDim
+                for d in 0..<valueDim {
+                    out[d] = ck_vec_dot(f16, Int64(count), cache.vColumn(l, kvh * valueDim + d) + lo, scores)
                 }
             }
         }
-        _ = kDim; _ = vDim
     }
 }

@@ -50,8 +50,12 @@ public struct DecoderWeights: @unchecked Sendable {
         func weight(_ name: String, rows: Int, cols: Int) throws(ModelError) -> Weight {
             let t = try info(name)
             guard t.dims == [cols, rows] else { throw .badTensorShape(name, expected: [cols, rows], found: t.dims) }
-            guard QuantizedMatrix.supports(t.type) else { throw .unsupportedTensorType(name, t.type) }
-            return Weight(name: name, matrix: QuantizedMatrix(type: t.type, rows: rows, cols: cols, data: f.data(of: t).baseAddress!))
+            guard QuantizedMatrix.supportedTypes.contains(t.type) else { throw .unsupportedTensorType(name, t.type) }
+            do {
+                return Weight(name: name, matrix: try QuantizedMatrix(type: t.type, rows: rows, cols: cols, bytes: f.data(of: t), name: name))
+            } catch {
+                throw .badConfig(error.description)
+            }
         }
         func vector(_ name: String, _ n: Int) throws(ModelError) -> Vector {
             let t = try info(name)
