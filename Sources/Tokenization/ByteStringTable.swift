@@ -7,7 +7,9 @@ struct ByteStringTable: Sendable {
     private(set) var storage: [UInt8] = []
     /// `offsets[i] ..< offsets[i + 1]` is string i in `storage`.
     private(set) var offsets: [Int] = [0]
-    private var slots: [Int32]
+    /// Each slot: hash tag (high 32 bits) and id + 1 (low 32 bits); 0 is empty. The tag lets a
+    /// probe skip non-matching entries without touching `offsets` and `storage`.
+    private var slots: [UInt64]
     private var mask: Int
 
     var count: Int { offsets.count - 1 }
@@ -15,7 +17,7 @@ struct ByteStringTable: Sendable {
     init(expectedCount: Int, expectedBytes: Int = 0) {
         var cap = 16
         while cap < expectedCount * 2 { cap <<= 1 }
-        slots = [Int32](repeating: -1, count: cap)
+        slots = [UInt64](repeating: 0, count: cap)
         mask = cap - 1
         storage.reserveCapacity(expectedBytes)
         offsets.reserveCapacity(expectedCount + 1)
@@ -37,15 +39,20 @@ struct ByteStringTable: Sendable {
     /// The id of the string at `p ..< p + n`, or -1.
     @inline(__always)
     func lookup(_ p: UnsafePointer<UInt8>, _ n: Int) -> Int32 {
-        var i = Self.hash(p, n) & mask
+        let h = Self.hash(p, n)
+        let tag = UInt64(truncatingIfNeeded: h) & 0xFFFF_FFFF_0000_0000
+        var i = h & mask
         return storage.withUnsafeBufferPointer { s in
             offsets.withUnsafeBufferPointer { o in
                 slots.withUnsafeBufferPointer { sl in
                     while true {
-                        let id = sl[i]
-                        if id < 0 { return -1 }
-                        let a = o[Int(id)], b = o[Int(id) + 1]
-                        if b - a == n && (n == 0 || memcmpBytes(s.baseAddress! + a, p, n)) { return id }
+                        let e = sl[i]
+                        if e == 0 { return -1 }
+                        if e & 0xFFFF_FFFF_0000_0000 == tag {
+                            let id = Int(e & 0xFFFF_FFFF) - 1
+                            let a = o[id], b = o[id + 1]
+                            if b - a == n && (n == 0 || memcmpBytes(s.baseAddress! + a, p, n)) { return Int32(id) }
+                        }
                         i = (i + 1) & mask
                     }
                 }
@@ -100,15 +107,15 @@ struct ByteStringTable: Sendable {
             return Self.hash(s.baseAddress! + a, n)
         }
         var i = h & mask
-        while slots[i] >= 0 { i = (i + 1) & mask }
-        slots[i] = id
+        while slots[i] != 0 { i = (i + 1) & mask }
+        slots[i] = (UInt64(truncatingIfNeeded: h) & 0xFFFF_FFFF_0000_0000) | UInt64(id + 1)
     }
 
     private mutating func grow() {
         let old = slots
-        slots = [Int32](repeating: -1, count: old.count * 2)
+        slots = [UInt64](repeating: 0, count: old.count * 2)
         mask = slots.count - 1
-        for id in old where id >= 0 { place(id) }
+        for e in old where e != 0 { place(Int32(e & 0xFFFF_FFFF) - 1) }
     }
 
     func bytes(of id: Int) -> ArraySlice<UInt8> {

@@ -131,15 +131,19 @@ public final class Tokenizer: Sendable {
         var totalBytes = 0
         for t in tokens { totalBytes += t.utf8.count }
         var table = ByteStringTable(expectedCount: n, expectedBytes: totalBytes + 64)
-        for (i, t) in tokens.enumerated() {
-            var bytes = Array(t.utf8)
-            if bytes.isEmpty { bytes = Array("[EMPTY_\(i)]".utf8) }
-            let added = bytes.withUnsafeBufferPointer { b -> Bool in
-                if table.insert(b).inserted { return true }
+        func add(_ b: UnsafeBufferPointer<UInt8>, _ i: Int) {
+            if b.isEmpty {
+                Array("[EMPTY_\(i)]".utf8).withUnsafeBufferPointer { e in
+                    if !table.insert(e).inserted { table.appendUnindexed(e) }
+                }
+            } else if !table.insert(b).inserted {
                 table.appendUnindexed(b)
-                return false
             }
-            _ = added
+        }
+        for (i, t) in tokens.enumerated() {
+            if t.utf8.withContiguousStorageIfAvailable({ add($0, i) }) == nil {
+                Array(t.utf8).withUnsafeBufferPointer { add($0, i) }
+            }
         }
         self.table = table
         func id(_ text: String) -> Int32? {
