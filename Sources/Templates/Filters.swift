@@ -240,7 +240,7 @@ extension Interpreter {
             let precision = try intArg(a, 0, "precision", 0)
             let method = try strArg(a, 1, "method", "common")
             guard let d = v.asDouble else { throw Failure("round filter requires a number") }
-            if method == "common", case .int = v.asNumber, precision >= 0 { return .double(d) }
+            if method == "common", case .int(let i)? = v.asNumber, precision >= 0 { return .int(i) }
             let scale = pow(10.0, Double(precision))
             let rule: FloatingPointRoundingRule = method == "ceil" ? .up : method == "floor" ? .down : .toNearestOrEven
             guard ["common", "ceil", "floor"].contains(method) else { throw Failure("method must be common, ceil or floor") }
