@@ -269,7 +269,7 @@ extension Interpreter {
             let first = a.get(1, "first")?.truthy ?? false
             let blank = a.get(2, "blank")?.truthy ?? false
             let s = str(v) + "\n"
-            var lines = s.components(separatedBy: "\n")
+            var lines = ScalarSearch.split(s, "\n")
             lines.removeLast()  // the added "\n" makes a trailing empty piece, as splitlines drops it
             var rv: String
             if blank {

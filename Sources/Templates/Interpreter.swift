@@ -346,7 +346,7 @@ final class Interpreter {
                 if case .undefined(let u) = item { throw Failure(u.message) }
                 throw Failure("'in <string>' requires string as left operand, not \(item.typeName)")
             }
-            return sub.isEmpty || s.contains(sub)
+            return ScalarSearch.contains(s, sub)
         case .list(let a), .tuple(let a): return a.contains { pyEqual($0, item) }
         case .dict(let d): return d.get(item) != nil
         case .undefined: return false

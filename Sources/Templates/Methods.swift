@@ -1,5 +1,57 @@
 import Foundation
 
+/// Substring search by Unicode scalar, as Python compares strings (Swift's String search uses
+/// canonical equivalence and grapheme boundaries, which Python does not).
+enum ScalarSearch {
+    static func find(_ hay: [Unicode.Scalar], _ needle: [Unicode.Scalar], from: Int = 0) -> Int? {
+        if needle.isEmpty { return from <= hay.count ? from : nil }
+        let last = hay.count - needle.count
+        var i = max(0, from)
+        while i <= last {
+            if hay[i] == needle[0] {
+                var j = 1
+                while j < needle.count, hay[i + j] == needle[j] { j += 1 }
+                if j == needle.count { return i }
+            }
+            i += 1
+        }
+        return nil
+    }
+
+    static func rfind(_ hay: [Unicode.Scalar], _ needle: [Unicode.Scalar]) -> Int? {
+        if needle.isEmpty { return hay.count }
+        var i = hay.count - needle.count
+        while i >= 0 {
+            if hay[i..<i + needle.count].elementsEqual(needle) { return i }
+            i -= 1
+        }
+        return nil
+    }
+
+    static func string(_ s: ArraySlice<Unicode.Scalar>) -> String {
+        var v = String.UnicodeScalarView()
+        v.append(contentsOf: s)
+        return String(v)
+    }
+
+    /// Splits on every occurrence (at most `maxSplits` when non-negative), keeping empty pieces.
+    static func split(_ s: String, _ sep: String, maxSplits: Int = -1) -> [String] {
+        let hay = Array(s.unicodeScalars), needle = Array(sep.unicodeScalars)
+        var parts: [String] = []
+        var start = 0
+        while maxSplits < 0 || parts.count < maxSplits, let at = find(hay, needle, from: start) {
+            parts.append(string(hay[start..<at]))
+            start = at + needle.count
+        }
+        parts.append(string(hay[start...]))
+        return parts
+    }
+
+    static func contains(_ s: String, _ sub: String) -> Bool {
+        find(Array(s.unicodeScalars), Array(sub.unicodeScalars)) != nil
+    }
+}
+
 /// Python methods on str, dict and list that templates call (`s.strip()`, `d.items()`, …).
 extension Interpreter {
     static func isPySpace(_ u: Unicode.Scalar) -> Bool {
@@ -26,14 +78,7 @@ extension Interpreter {
     static func split(_ s: String, _ sep: Value?, _ maxsplit: Int) throws -> [String] {
         if let sep, case .string(let sp) = sep {
             if sp.isEmpty { throw Failure("empty separator") }
-            var parts: [String] = []
-            var rest = Substring(s)
-            while maxsplit < 0 || parts.count < maxsplit, let r = rest.range(of: sp) {
-                parts.append(String(rest[..<r.lowerBound]))
-                rest = rest[r.upperBound...]
-            }
-            parts.append(String(rest))
-            return parts
+            return ScalarSearch.split(s, sp, maxSplits: maxsplit)
         }
         // Whitespace split: runs of whitespace, no empty strings.
         var parts: [String] = []
@@ -83,15 +128,12 @@ extension Interpreter {
 
     static func findRange(_ s: String, _ sub: String, reverse: Bool) -> Int {
         let a = Array(s.unicodeScalars), b = Array(sub.unicodeScalars)
-        if b.count > a.count { return -1 }
-        let starts = Array(0...(a.count - b.count))
-        for i in reverse ? starts.reversed() : starts where Array(a[i..<i + b.count]) == b { return i }
-        return -1
+        return (reverse ? ScalarSearch.rfind(a, b) : ScalarSearch.find(a, b)) ?? -1
     }
 
     static func countOccurrences(_ s: String, _ sub: String) -> Int {
         if sub.isEmpty { return s.unicodeScalars.count + 1 }
-        return s.components(separatedBy: sub).count - 1
+        return ScalarSearch.split(s, sub).count - 1
     }
 
     func stringMethod(_ s: String, _ name: String) -> Value? {
@@ -237,16 +279,7 @@ extension Interpreter {
             if count < 0 || n < count { out += new }
             return out
         }
-        if count < 0 { return s.replacingOccurrences(of: old, with: new, options: .literal) }
-        var out = ""
-        var rest = Substring(s)
-        var n = 0
-        while n < count, let r = rest.range(of: old, options: .literal) {
-            out += rest[..<r.lowerBound] + new
-            rest = rest[r.upperBound...]
-            n += 1
-        }
-        return out + rest
+        return ScalarSearch.split(s, old, maxSplits: count).joined(separator: new)
     }
 
     static func pad(_ s: String, _ width: Int, _ fill: String, _ how: String) -> String {
