@@ -27,7 +27,7 @@ public enum Benchmark {
     /// Peak resident set size of this process so far, in bytes.
     public static func peakRSSBytes() -> Int {
         var u = rusage()
-        getrusage(RUSAGE_SELF, &u)
+        getrusage(RUSAGE_SELF.rawValue, &u)
         return Int(u.ru_maxrss) * 1024
     }
 

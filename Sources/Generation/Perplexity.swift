@@ -33,7 +33,7 @@ public enum Perplexity {
         let vocab = session.model.config.vocabSize
         for ch in 0..<chunks {
             var window = Array(tokens[(ch * context)..<((ch + 1) * context)])
-            if addBOS { window[0] = tok.bosID }
+            if addBOS, let bos = tok.bosID { window[0] = bos }
             session.reset()
             let logits = try session.evaluate(window, allLogits: true)
             try logits.withUnsafeBufferPointer { lp in

@@ -28,15 +28,15 @@ struct BenchCommand: Command {
         // Load to first token: open + bind weights + one forward of one token.
         let t0 = Date()
         let probe = lm.model.makeCache(capacity: 1)
-        _ = try lm.model.forward(tokens: [lm.tokenizer.bosID], cache: probe)
+        _ = try lm.model.forward(tokens: [lm.tokenizer.bosID ?? 0], cache: probe)
         let firstToken = lm.loadSeconds + Date().timeIntervalSince(t0)
         if nPrompt + nGen > lm.model.config.contextLength {
             throw UsageError("-p + -n = \(nPrompt + nGen) exceeds the model's context \(lm.model.config.contextLength)")
         }
-        let samples = try Benchmark.run(model: lm.model, addBOS: lm.tokenizer.addsBOS, bosID: lm.tokenizer.bosID,
+        let samples = try Benchmark.run(model: lm.model, addBOS: lm.tokenizer.addsBOS, bosID: lm.tokenizer.bosID ?? 0,
                                         nPrompt: nPrompt, nGen: nGen, repetitions: reps)
         let rss = Benchmark.peakRSSBytes()
-        let threads = lm.model.pool.threads
+        let threads = lm.model.pool.threadCount
         let fileName = (lm.path as NSString).lastPathComponent
         if a.flag("--json") {
             let arr: [[String: Any]] = samples.map { s in

@@ -19,6 +19,12 @@ public enum StewardCLI {
 
     public static let commands: [Command] = [
         InspectCommand(),
+        TokenizeCommand(),
+        TemplateCommand(),
+        RunCommand(),
+        ChatCommand(),
+        PerplexityCommand(),
+        BenchCommand(),
     ]
 
     static var topHelp: String {

@@ -45,10 +45,11 @@ struct LoadedModel {
     /// BOS is added by the model's rule unless the template already wrote it.
     func encodeChat(_ template: ChatTemplate, messages: [[String: String]]) throws -> [Int32] {
         let msgs = TemplateValue.array(messages.map { m in
-            TemplateValue.dictionary(OrderedDict(m.sorted { $0.key == "role" && $1.key != "role" }.map { ($0.key, TemplateValue.string($0.value)) }))
+            // role first, then content: the order a client would send
+            TemplateValue.object(TemplateObject(m.sorted { $0.key == "role" && $1.key != "role" }.map { ($0.key, TemplateValue.string($0.value)) }))
         })
-        let bos = tokenizer.piece(tokenizer.bosID)
-        let eos = tokenizer.piece(tokenizer.eosID)
+        let bos = tokenizer.bosID.map { tokenizer.tokenText($0) } ?? ""
+        let eos = tokenizer.eosID.map { tokenizer.tokenText($0) } ?? ""
         let text = try template.render(messages: msgs, tools: nil, addGenerationPrompt: true, bosToken: bos, eosToken: eos)
         let startsWithBOS = !bos.isEmpty && text.hasPrefix(bos)
         return tokenizer.encode(text, addBOS: startsWithBOS ? false : nil, parseSpecial: true)
