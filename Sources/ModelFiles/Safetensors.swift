@@ -392,6 +392,7 @@ struct JSONParser {
     let path: String
     let maxDepth: Int
     var i = 0
+    static let maxArrayItems = 1 << 16
 
     init(bytes: UnsafeRawBufferPointer, path: String, maxDepth: Int) {
         self.bytes = bytes
@@ -453,6 +454,8 @@ struct JSONParser {
             skipWhitespace()
             if peek == UInt8(ascii: "]") { i += 1; return .array(items) }
             while true {
+                // Header arrays are shapes and offsets; a huge one is an attack on memory.
+                guard items.count < Self.maxArrayItems else { throw fail("array longer than \(Self.maxArrayItems) items") }
                 items.append(try parseValue(depth: depth + 1))
                 skipWhitespace()
                 if peek == UInt8(ascii: ",") { i += 1; continue }

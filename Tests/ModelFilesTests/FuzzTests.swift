@@ -8,9 +8,9 @@ import TestSupport
 /// crash, never hang. The PRNG is seeded, so a failure reproduces; the failing bytes are saved.
 final class FuzzTests: XCTestCase {
     #if DEBUG
-    static let iterations = 1500
+    static let iterations = 2000
     #else
-    static let iterations = 6000
+    static let iterations = 10000
     #endif
 
     var dir = ""
@@ -180,9 +180,11 @@ final class FuzzTests: XCTestCase {
     struct Tally { var parsed = 0, rejected = 0, slowest = 0.0 }
 
     func save(_ bytes: [UInt8], _ name: String) throws -> String {
-        // Plain open/write/close: FileManager's atomic create costs more than the parse being tested.
+        // Unlink and create rather than truncate: ext4 flushes a truncated-and-rewritten file to
+        // disk on close, which made each case cost milliseconds of I/O wait.
         let p = dir + "/" + name
-        let fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        unlink(p)
+        let fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw TestSupportError.missing("cannot write \(p)") }
         defer { close(fd) }
         let n = bytes.withUnsafeBytes { Foundation.write(fd, $0.baseAddress, $0.count) }
@@ -297,8 +299,8 @@ final class FuzzTests: XCTestCase {
 
     enum Kind { case truncated, corrupt, badMagic, version, tensorType, typeMismatch, cannotOpen }
 
-    func expect(_ raw: Raw, _ kind: Kind, _ phrase: String, line: UInt = #line) throws {
-        let path = try save(raw.b, "hostile.gguf")
+    func expect(_ raw: Raw, _ kind: Kind, _ phrase: String, path existing: String? = nil, line: UInt = #line) throws {
+        let path = try existing ?? save(raw.b, "hostile.gguf")
         XCTAssertThrowsError(try GGUFFile(path: path), line: line) { e in
             let ok: Bool
             switch (kind, e as? ModelFileError) {
@@ -392,6 +394,18 @@ final class FuzzTests: XCTestCase {
         for n in 1..<(valid.b.count - 64 + 4 * 16) {
             XCTAssertThrowsError(try GGUFFile(path: try save(Array(valid.b.prefix(n)), "prefix.gguf")), "prefix \(n)")
         }
+    }
+
+    /// A 4 GB sparse file whose array claims 4 billion bools: the count fits in the file, so the
+    /// reader must not reserve 4 billion values up front (32 GB, more than the machine has) before
+    /// the first bad element stops it.
+    func testHugeArrayCountInHugeSparseFile() throws {
+        var r = kv("a", type: 9) { $0.u32(7); $0.u64(4_000_000_000); $0.u8(2) }
+        r.b += [0]
+        let path = try save(r.b, "sparse.gguf")
+        XCTAssertEqual(truncate(path, 4_100_000_000), 0)
+        defer { unlink(path) }
+        try expect(r, .corrupt, "bool has value 2", path: path)
     }
 
     func testNonRegularFilesAreRefused() throws {

@@ -76,6 +76,29 @@ final class GGUFWriterTests: XCTestCase {
         }
     }
 
+    /// Gemma 3 is 250 MB, so instead of writing a copy we check that our header is the original's
+    /// first `dataOffset` bytes and that the original's layout (tensor offsets, zero padding, file
+    /// length) is exactly the one our writer produces; together that means a copy is identical.
+    func testGemma3HeaderAndLayoutMatchOriginal() throws {
+        let src = try GGUFFile(path: try TestPaths.model("gemma-3-270m"))
+        var w = GGUFWriter(metadata: src.metadataPairs)
+        for t in src.tensors {
+            w.addTensor(name: t.name, type: t.type, dims: t.dims, bytes: TensorBytes(borrowing: src.data(of: t), keepingAlive: src))
+        }
+        let header = try w.headerBytes()
+        XCTAssertEqual(header.count, src.dataOffset)
+        XCTAssertTrue(header.withUnsafeBytes { memcmp($0.baseAddress!, src.mapped.base, header.count) == 0 }, "header bytes differ")
+        var offset = src.dataOffset
+        let raw = src.mapped.bytes
+        for t in src.tensors {
+            XCTAssertEqual(t.fileOffset, offset, t.name)
+            let end = t.fileOffset + t.byteCount
+            offset = (end + src.alignment - 1) / src.alignment * src.alignment
+            XCTAssertTrue(raw[end..<offset].allSatisfy { $0 == 0 }, "padding after \(t.name)")
+        }
+        XCTAssertEqual(offset, src.mapped.count)
+    }
+
     /// gguf-py's own GGUFWriter made this file (scripts/check-gguf-with-reference make-fixture) with
     /// every value type, alignment 64 and tensors that need padding; we must produce the same bytes.
     func testMatchesReferenceWriterByteForByte() throws {

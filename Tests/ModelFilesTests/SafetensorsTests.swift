@@ -249,6 +249,7 @@ final class SafetensorsTests: XCTestCase {
         expectError(try file(header: #"{"a":-}"#), "malformed number")
         expectError(try file(header: #"{"a":tru}"#), "expected 'true'")
         expectError(try file(header: "{\"a\":" + String(repeating: "[", count: 100_000) + "}"), "nesting deeper than")
+        expectError(try file(header: "{\"a\":[" + Array(repeating: "0", count: 70_000).joined(separator: ",") + "]}"), "array longer than 65536 items")
         // Invalid UTF-8 inside a string.
         var raw = Array(#"{"a":"xx"}"#.utf8)
         raw[6] = 0xff
