@@ -333,6 +333,9 @@ final class AtomicFileWriter {
             throw .writeFailed(path: path, reason: "cannot rename the finished file into place: \(String(cString: strerror(errno)))")
         }
         finished = true
+        // Make the rename itself durable; a failure here leaves a complete file, so it is not an error.
+        let dirFD = open(URL(fileURLWithPath: path).deletingLastPathComponent().path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if dirFD >= 0 { _ = fsync(dirFD); close(dirFD) }
     }
 
     func abandon() {
