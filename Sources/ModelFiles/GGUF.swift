@@ -163,7 +163,7 @@ public final class GGUFFile: @unchecked Sendable {
             throw .corrupt(path: path, what: "tensor count \(nTensors) cannot fit in the \(c.remaining) bytes that remain")
         }
         var pairs: [(key: String, value: GGUFValue)] = []
-        pairs.reserveCapacity(Int(nKV))
+        pairs.reserveCapacity(Self.initialCapacity(nKV))
         var dict: [String: GGUFValue] = [:]
         for i in 0..<Int(nKV) {
             let key = try Self.readString(&c, "key of metadata entry \(i)")
@@ -195,7 +195,7 @@ public final class GGUFFile: @unchecked Sendable {
 
         struct RawInfo { let name: String; let type: GGMLType; let dims: [Int]; let offset: UInt64; let bytes: Int }
         var raws: [RawInfo] = []
-        raws.reserveCapacity(Int(nTensors))
+        raws.reserveCapacity(Self.initialCapacity(nTensors))
         var index: [String: Int] = [:]
         for i in 0..<Int(nTensors) {
             let name = try Self.readString(&c, "name of tensor \(i)")
@@ -255,6 +255,14 @@ public final class GGUFFile: @unchecked Sendable {
         tensorIndex = index
     }
 
+    /// Capacity to reserve for a count read from the file. Counts are only known to fit in the bytes
+    /// that remain, and an array element in memory is larger than its smallest encoding, so trusting
+    /// a lying count in a multi-GB file would reserve more memory than the machine has (a crash, not
+    /// an error). Arrays grow past this as their elements actually parse.
+    static func initialCapacity(_ count: UInt64) -> Int {
+        Int(min(count, 1 << 16))
+    }
+
     static func readString(_ c: inout ByteCursor, _ what: @autoclosure () -> String) throws(ModelFileError) -> String {
         let n = try c.read(UInt64.self, what())
         guard n <= UInt64(c.remaining) else {
@@ -295,7 +303,7 @@ public final class GGUFFile: @unchecked Sendable {
                 throw .truncated(path: c.path, what: "metadata '\(key)' array of \(n) \(et.name) values cannot fit in the \(c.remaining) bytes that remain")
             }
             var out: [GGUFValue] = []
-            out.reserveCapacity(Int(n))
+            out.reserveCapacity(initialCapacity(n))
             for _ in 0..<Int(n) {
                 out.append(try readValue(&c, type: et, key: key, depth: depth + 1))
             }
