@@ -168,8 +168,9 @@ public final class WordPieceTokenizer: Sendable {
 
         // id → token, added tokens taking precedence as in `AddedVocabulary::simple_id_to_token`.
         let maxID = tokenToID.values.max() ?? -1
-        guard maxID < 16_000_000 else {
-            throw WordPieceError.invalidValue(field: "model.vocab", reason: "token id \(maxID) is implausibly large")
+        // Ids index a dense table; real vocabularies stay well under a million entries.
+        guard maxID < 4_000_000 else {
+            throw WordPieceError.invalidValue(field: "model.vocab", reason: "token id \(maxID) is implausibly large (over 4,000,000)")
         }
         var idToToken = [String?](repeating: nil, count: Int(maxID) + 1)
         for (token, id) in vocabObject {
@@ -388,13 +389,13 @@ public final class WordPieceTokenizer: Sendable {
             let n = b.count
             var start = 0
             while start < n {
-                let table = start == 0 ? words : continuations
-                var end = min(n, start + table.maxKeyLength)
+                let first = start == 0
+                var end = min(n, start + (first ? words.maxKeyLength : continuations.maxKeyLength))
                 // Candidates end on character boundaries, never inside a UTF-8 sequence.
                 while end > start && end < n && base[end] & 0xC0 == 0x80 { end -= 1 }
                 var found: Int32 = -1
                 while end > start {
-                    found = table.find(base + start, end - start)
+                    found = first ? words.find(base + start, end - start) : continuations.find(base + start, end - start)
                     if found >= 0 { break }
                     end -= 1
                     while end > start && base[end] & 0xC0 == 0x80 { end -= 1 }
@@ -589,8 +590,8 @@ enum WordPiecePostProcessor {
                 }
                 specialIDs[name] = try ids.map { try WordPieceJSON.tokenID($0, "post_processor.special_tokens.\(name).ids") }
             }
-            let single = try template(object["single"], "post_processor.single", specialIDs)
-            let pair = try template(object["pair"], "post_processor.pair", specialIDs)
+            let single = try template(object["single"], "post_processor.single", specialIDs, pair: false)
+            let pair = try template(object["pair"], "post_processor.pair", specialIDs, pair: true)
             return (single, pair, specialIDs["[CLS]"]?.first, specialIDs["[SEP]"]?.first)
         case "BertProcessing":
             func token(_ key: String) throws -> Int32 {
@@ -608,12 +609,13 @@ enum WordPiecePostProcessor {
         }
     }
 
-    private static func template(_ value: Any?, _ field: String, _ specials: [String: [Int32]]) throws -> [WordPieceTemplatePiece] {
+    private static func template(_ value: Any?, _ field: String, _ specials: [String: [Int32]], pair: Bool)
+        throws -> [WordPieceTemplatePiece] {
         guard let items = value as? [[String: Any]] else {
             throw WordPieceError.invalidValue(field: field, reason: "is not a list of template pieces")
         }
         var pieces = [WordPieceTemplatePiece]()
-        var sawA = false
+        var sawA = false, sawB = false
         for item in items {
             if let special = item["SpecialToken"] as? [String: Any] {
                 guard let name = special["id"] as? String, let ids = specials[name] else {
@@ -627,13 +629,18 @@ enum WordPiecePostProcessor {
                     throw WordPieceError.invalidValue(field: field, reason: "sequence id should be A or B")
                 }
                 sawA = sawA || name == "A"
+                sawB = sawB || name == "B"
                 let typeID = try WordPieceJSON.optionalInt(sequence["type_id"], field + ".type_id") ?? 0
                 pieces.append(.sequence(isB: name == "B", typeID: Int32(clamping: typeID)))
             } else {
                 throw WordPieceError.invalidValue(field: field, reason: "piece is neither SpecialToken nor Sequence")
             }
         }
+        // As `tokenizers` requires: $A in both templates, $B only (and always) in the pair one.
         guard sawA else { throw WordPieceError.invalidValue(field: field, reason: "has no $A sequence") }
+        guard sawB == pair else {
+            throw WordPieceError.invalidValue(field: field, reason: pair ? "has no $B sequence" : "must not use $B")
+        }
         return pieces
     }
 

@@ -232,6 +232,16 @@ final class WordPieceTests: XCTestCase {
         config["post_processor"] = ["type": "TemplateProcessing", "single": [["SpecialToken": ["id": "[BOS]", "type_id": 0]]],
                                     "pair": [], "special_tokens": [:]]
         XCTAssertThrowsError(try load(config))
+
+        // A pair template without $B would drop the second text silently.
+        config = miniConfig()
+        let cls: [String: Any] = ["SpecialToken": ["id": "[CLS]", "type_id": 0]]
+        let a: [String: Any] = ["Sequence": ["id": "A", "type_id": 0]]
+        config["post_processor"] = ["type": "TemplateProcessing", "single": [cls, a], "pair": [cls, a],
+                                    "special_tokens": ["[CLS]": ["id": "[CLS]", "ids": [2], "tokens": ["[CLS]"]]]]
+        XCTAssertThrowsError(try load(config)) { error in
+            XCTAssertEqual(error as? WordPieceError, .invalidValue(field: "post_processor.pair", reason: "has no $B sequence"))
+        }
     }
 
     // MARK: Every Unicode scalar, classified as `tokenizers` classifies it
