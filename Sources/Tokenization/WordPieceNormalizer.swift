@@ -11,6 +11,49 @@ import Foundation
 // Whitespace and lowercasing use Rust's standard library (current Unicode), as Swift does here.
 
 enum BertCharacters {
+    static let control: UInt8 = 1, whitespace: UInt8 = 2, punctuation: UInt8 = 4,
+        nonspacingMark: UInt8 = 8, changesWhenLowercased: UInt8 = 16
+
+    /// The classes above for every Basic Multilingual Plane scalar, computed on first use
+    /// (about 40 ms): the stdlib's property lookups dominate encoding non-Latin text otherwise.
+    static let bmpFlags: [UInt8] = (0..<0x10000).map { v in
+        guard let s = Unicode.Scalar(UInt32(v)) else { return 0 }
+        return computeFlags(s)
+    }
+
+    static func computeFlags(_ s: Unicode.Scalar) -> UInt8 {
+        var flags: UInt8 = 0
+        let v = s.value
+        if v < 0x80 {
+            if (v < 0x20 && v != 9 && v != 10 && v != 13) || v == 0x7F { flags |= control }
+            if v == 0x20 || (v >= 0x09 && v <= 0x0D) { flags |= whitespace }
+            if (v >= 33 && v <= 47) || (v >= 58 && v <= 64) || (v >= 91 && v <= 96) || (v >= 123 && v <= 126) {
+                flags |= punctuation
+            }
+            if v >= 0x41 && v <= 0x5A { flags |= changesWhenLowercased }
+            return flags
+        }
+        switch unicode8Category(s) {
+        case .control, .format, .privateUse, .surrogate:
+            flags |= control
+        case .connectorPunctuation, .dashPunctuation, .openPunctuation, .closePunctuation,
+             .initialPunctuation, .finalPunctuation, .otherPunctuation:
+            flags |= punctuation
+        case .nonspacingMark:
+            flags |= nonspacingMark
+        default:
+            break
+        }
+        if s.properties.isWhitespace { flags |= whitespace }
+        if s.properties.changesWhenLowercased { flags |= changesWhenLowercased }
+        return flags
+    }
+
+    @inline(__always)
+    static func flags(_ s: Unicode.Scalar) -> UInt8 {
+        s.value < 0x10000 ? bmpFlags[Int(s.value)] : computeFlags(s)
+    }
+
     /// General category as the Unicode 8.0 tables give it, or nil when the scalar was not yet
     /// assigned in 8.0 (what `unicode_categories` reports as "not any category we know").
     static func unicode8Category(_ s: Unicode.Scalar) -> Unicode.GeneralCategory? {
@@ -34,10 +77,7 @@ enum BertCharacters {
     static func isControl(_ s: Unicode.Scalar) -> Bool {
         let v = s.value
         if v < 0x80 { return (v < 0x20 && v != 9 && v != 10 && v != 13) || v == 0x7F }
-        switch unicode8Category(s) {
-        case .control, .format, .privateUse, .surrogate: return true
-        default: return false
-        }
+        return flags(s) & control != 0
     }
 
     /// Rust's `char::is_whitespace` (the White_Space property), which includes \t \n \r.
@@ -45,7 +85,7 @@ enum BertCharacters {
     static func isWhitespace(_ s: Unicode.Scalar) -> Bool {
         let v = s.value
         if v < 0x80 { return v == 0x20 || (v >= 0x09 && v <= 0x0D) }
-        return s.properties.isWhitespace
+        return flags(s) & whitespace != 0
     }
 
     /// `is_bert_punc` of pre_tokenizers/bert.rs: ASCII punctuation or any P* category.
@@ -55,13 +95,7 @@ enum BertCharacters {
         if v < 0x80 {
             return (v >= 33 && v <= 47) || (v >= 58 && v <= 64) || (v >= 91 && v <= 96) || (v >= 123 && v <= 126)
         }
-        switch unicode8Category(s) {
-        case .connectorPunctuation, .dashPunctuation, .openPunctuation, .closePunctuation,
-             .initialPunctuation, .finalPunctuation, .otherPunctuation:
-            return true
-        default:
-            return false
-        }
+        return flags(s) & punctuation != 0
     }
 
     /// The CJK blocks that normalizers/bert.rs pads with spaces (not Hangul, Hiragana, Katakana).
@@ -78,7 +112,7 @@ enum BertCharacters {
 
     @inline(__always)
     static func isNonspacingMark(_ s: Unicode.Scalar) -> Bool {
-        s.value >= 0x300 && unicode8Category(s) == .nonspacingMark
+        s.value >= 0x300 && flags(s) & nonspacingMark != 0
     }
 
     /// `unicode-normalization-alignments` (the NFD used by `tokenizers`) predates this Unicode 13
@@ -194,7 +228,7 @@ public struct BertNormalizer: Sendable, Equatable {
         let v = s.value
         if v < 0x80 {
             out.append(v >= 0x41 && v <= 0x5A ? Unicode.Scalar(UInt8(v + 32)) : s)
-        } else if s.properties.changesWhenLowercased {
+        } else if BertCharacters.flags(s) & BertCharacters.changesWhenLowercased != 0 {
             out.append(contentsOf: s.properties.lowercaseMapping.unicodeScalars)
         } else {
             out.append(s)
