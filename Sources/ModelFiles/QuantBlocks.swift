@@ -189,10 +189,10 @@ public enum BlockQ8_K: QuantBlockLayout {
 
 public enum QuantBlocks {
     /// Every declared quantized block layout.
-    public static let all: [any QuantBlockLayout.Type] = [
-        BlockQ4_0.self, BlockQ4_1.self, BlockQ5_0.self, BlockQ5_1.self, BlockQ8_0.self, BlockQ8_1.self,
-        BlockQ2_K.self, BlockQ3_K.self, BlockQ4_K.self, BlockQ5_K.self, BlockQ6_K.self, BlockQ8_K.self,
-    ]
+    public static var all: [any QuantBlockLayout.Type] {
+        [BlockQ4_0.self, BlockQ4_1.self, BlockQ5_0.self, BlockQ5_1.self, BlockQ8_0.self, BlockQ8_1.self,
+         BlockQ2_K.self, BlockQ3_K.self, BlockQ4_K.self, BlockQ5_K.self, BlockQ6_K.self, BlockQ8_K.self]
+    }
 
     /// The declared layout of a quantized type (nil for plain element types such as F16).
     public static func layout(of type: GGMLType) -> (any QuantBlockLayout.Type)? {

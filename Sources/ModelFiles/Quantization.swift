@@ -287,19 +287,19 @@ public enum Dequantize {
             for half in 0..<2 {
                 let ql = B.ql + 64 * half, qh = B.qh + 32 * half, sc = B.scales + 8 * half
                 let o = out + 128 * half
-                for l in 0..<32 {
-                    let s = l / 16
-                    let h = b.u8(qh + l)
-                    let lo = b.u8(ql + l), hi = b.u8(ql + l + 32)
-                    let q1 = Int32((lo & 0x0F) | ((h & 3) << 4)) - 32
-                    let q2 = Int32((hi & 0x0F) | (((h >> 2) & 3) << 4)) - 32
-                    let q3 = Int32((lo >> 4) | (((h >> 4) & 3) << 4)) - 32
-                    let q4 = Int32((hi >> 4) | (((h >> 6) & 3) << 4)) - 32
-                    // (d * scale) * q, in ggml's left-to-right order.
-                    o[l] = d * Float(b.i8(sc + s)) * Float(q1)
-                    o[l + 32] = d * Float(b.i8(sc + s + 2)) * Float(q2)
-                    o[l + 64] = d * Float(b.i8(sc + s + 4)) * Float(q3)
-                    o[l + 96] = d * Float(b.i8(sc + s + 6)) * Float(q4)
+                for s in 0..<2 {
+                    // ggml computes d * scale * q left to right, i.e. (d * scale) * q, so taking
+                    // d * scale once per group of 16 gives identical results.
+                    let d1 = d * Float(b.i8(sc + s)), d2 = d * Float(b.i8(sc + s + 2))
+                    let d3 = d * Float(b.i8(sc + s + 4)), d4 = d * Float(b.i8(sc + s + 6))
+                    for l in (16 * s)..<(16 * s + 16) {
+                        let h = b.u8(qh + l)
+                        let lo = b.u8(ql + l), hi = b.u8(ql + l + 32)
+                        o[l] = d1 * Float(Int32((lo & 0x0F) | ((h & 3) << 4)) - 32)
+                        o[l + 32] = d2 * Float(Int32((hi & 0x0F) | (((h >> 2) & 3) << 4)) - 32)
+                        o[l + 64] = d3 * Float(Int32((lo >> 4) | (((h >> 4) & 3) << 4)) - 32)
+                        o[l + 96] = d4 * Float(Int32((hi >> 4) | (((h >> 6) & 3) << 4)) - 32)
+                    }
                 }
             }
         }

@@ -242,6 +242,8 @@ final class QuantizationTests: XCTestCase {
     func testEveryTensorOfBothModelsMatchesReferenceSums() throws {
         let root = try Self.object("quant/models.json")
         let models = try XCTUnwrap(root["models"] as? [String: Any])
+        // Time spent in dequantization alone, per type, printed for the record (not asserted).
+        var seconds: [GGMLType: Double] = [:], elements: [GGMLType: Int] = [:]
         for (name, value) in models.sorted(by: { $0.key < $1.key }) {
             let model = try XCTUnwrap(value as? [String: Any])
             let refs = try XCTUnwrap(model["tensors"] as? [[String: Any]])
@@ -261,19 +263,26 @@ final class QuantizationTests: XCTestCase {
                 while r < rows {
                     let n = min(chunk, rows - r)
                     try buffer.withUnsafeMutableBufferPointer { out in
+                        let start = DispatchTime.now().uptimeNanoseconds
                         try file.dequantizeRows(of: info, r..<(r + n), into: out.baseAddress!)
-                    }
-                    for row in 0..<n {
-                        var s = 0.0, a = 0.0, q = 0.0
-                        for k in (row * rowLength)..<((row + 1) * rowLength) {
-                            let d = Double(buffer[k]); s += d; a += abs(d); q += d * d
+                        seconds[info.type, default: 0] += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+                        elements[info.type, default: 0] += n * rowLength
+                        for row in 0..<n {
+                            var s = 0.0, a = 0.0, q = 0.0
+                            for k in (row * rowLength)..<((row + 1) * rowLength) {
+                                let d = Double(out[k]); s += d; a += abs(d); q += d * d
+                            }
+                            st.sum += s; st.sumAbs += a; st.sumSquares += q
                         }
-                        st.sum += s; st.sumAbs += a; st.sumSquares += q
                     }
                     r += n
                 }
                 try assertStats(st, ref, "\(name) \(tensorName)")
             }
+        }
+        for (type, secs) in seconds.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
+            let n = elements[type] ?? 0
+            print("dequantize \(type.name): \(n) values in \(String(format: "%.3f", secs)) s = \(Int(Double(n) / secs / 1e6)) M values/s")
         }
     }
 
