@@ -328,8 +328,17 @@ public func dequantize(_ type: GGMLType, _ src: UnsafeRawBufferPointer, count: I
 }
 
 extension GGUFFile {
+    /// Throws unless `info` is one of this file's tensors (an info from another file would point
+    /// outside this mapping).
+    func checkOwnTensor(_ info: GGUFTensorInfo) throws(ModelFileError) {
+        guard let i = tensorIndex[info.name], tensors[i] == info else {
+            throw .invalidArgument("tensor '\(info.name)' does not belong to \(path)")
+        }
+    }
+
     /// The whole tensor as Float (row-major, `dims[0]` contiguous).
     public func dequantized(_ info: GGUFTensorInfo) throws(ModelFileError) -> [Float] {
+        try checkOwnTensor(info)
         do {
             return try dequantize(info.type, data(of: info), count: info.elementCount)
         } catch {
@@ -346,14 +355,15 @@ extension GGUFFile {
     /// `rows.count * dims[0]` values. Lets callers convert a huge tensor in pieces.
     public func dequantizeRows(of info: GGUFTensorInfo, _ rows: Range<Int>,
                                into dst: UnsafeMutablePointer<Float>) throws(ModelFileError) {
-        let rowLength = info.dims[0]
+        try checkOwnTensor(info)
+        // The reader guarantees at least one dimension, each ≥ 1, and rows of whole blocks.
+        guard let rowLength = info.dims.first, rowLength > 0,
+              let rowBytes = info.type.byteCount(elements: rowLength) else {
+            throw .corrupt(path: path, what: "tensor '\(info.name)' rows of \(info.dims.first ?? 0) values are not whole \(info.type) blocks")
+        }
         let totalRows = info.elementCount / rowLength
         guard rows.lowerBound >= 0, rows.upperBound <= totalRows else {
             throw .invalidArgument("rows \(rows) are outside tensor '\(info.name)', which has \(totalRows) rows")
-        }
-        // The reader checked that a row is whole blocks, so these byte counts are exact.
-        guard let rowBytes = info.type.byteCount(elements: rowLength) else {
-            throw .corrupt(path: path, what: "tensor '\(info.name)' row of \(rowLength) is not whole \(info.type) blocks")
         }
         let all = data(of: info)
         let slice = UnsafeRawBufferPointer(rebasing: all[(rows.lowerBound * rowBytes)..<(rows.upperBound * rowBytes)])

@@ -291,6 +291,13 @@ final class QuantizationTests: XCTestCase {
         XCTAssertThrowsError(try file.dequantized(tensorNamed: "no.such.tensor")) { e in
             XCTAssertEqual(e as? ModelFileError, .tensorNotFound(path: file.path, name: "no.such.tensor"))
         }
+        // A tensor description from another file (same name, other shape and offset) is refused
+        // rather than read out of bounds.
+        let gemma = try GGUFFile(path: try TestPaths.model("gemma-3-270m"))
+        let foreign = try XCTUnwrap(gemma.tensor(named: "token_embd.weight"))
+        XCTAssertThrowsError(try file.dequantized(foreign)) { e in
+            XCTAssertTrue("\(e)".contains("does not belong"), "\(e)")
+        }
         let info = try XCTUnwrap(file.tensor(named: "blk.0.attn_k.weight"))
         var out = [Float](repeating: 0, count: 576)
         XCTAssertThrowsError(try out.withUnsafeMutableBufferPointer { buf in
