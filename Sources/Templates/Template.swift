@@ -8,10 +8,16 @@ public struct Template: Sendable {
     public var limits = TemplateLimits()
 
     public init(source: String) throws(TemplateError) {
-        var lexer = Lexer(source: source)
-        let tokens = try lexer.tokenize()
-        var parser = Parser(tokens: tokens)
-        body = SendableBody(stmts: try parser.parseTemplate())
+        let parsed: Result<SendableBody, TemplateError> = onLargeStack {
+            do throws(TemplateError) {
+                var lexer = Lexer(source: source)
+                var parser = Parser(tokens: try lexer.tokenize())
+                return .success(SendableBody(stmts: try parser.parseTemplate()))
+            } catch {
+                return .failure(error)
+            }
+        }
+        body = try parsed.get()
     }
 
     /// Renders with the given variables. Besides jinja2's globals (`range`, `namespace`, `dict`,
@@ -21,6 +27,53 @@ public struct Template: Sendable {
     public func render(context: [String: TemplateValue], now: Date = Date(),
                        strftimeNow: (@Sendable (_ format: String) -> String)? = nil) throws(TemplateError) -> String
     {
+        let job = RenderJob(body: body, limits: limits, now: now, strftimeNow: strftimeNow, context: context)
+        return try onLargeStack { job.run() }.get()
+    }
+}
+
+/// Runs `body` on its own thread with a large stack and waits for it: the parser and interpreter
+/// are recursive, and the caller may be on a 512 KiB secondary thread, too small for the nesting
+/// our limits allow.
+func onLargeStack<T>(_ body: @escaping () -> T) -> T {
+    let box = LargeStackBox(body)
+    let done = DispatchSemaphore(value: 0)
+    let thread = Thread {
+        box.value = box.body()
+        done.signal()
+    }
+    thread.stackSize = 64 << 20  // virtual; only touched pages are committed
+    thread.start()
+    done.wait()
+    guard let value = box.value else { return body() }  // unreachable: the thread always sets it
+    return value
+}
+
+/// Carries the work and its result across the thread hand-off (the semaphore orders the accesses).
+final class LargeStackBox<T>: @unchecked Sendable {
+    let body: () -> T
+    var value: T? = nil
+    init(_ body: @escaping () -> T) { self.body = body }
+}
+
+/// One render's inputs and the interpreter run.
+final class RenderJob: @unchecked Sendable {
+    let body: SendableBody
+    let limits: TemplateLimits
+    let now: Date
+    let strftimeNow: (@Sendable (String) -> String)?
+    let context: [String: TemplateValue]
+
+    init(body: SendableBody, limits: TemplateLimits, now: Date, strftimeNow: (@Sendable (String) -> String)?,
+         context: [String: TemplateValue]) {
+        self.body = body
+        self.limits = limits
+        self.now = now
+        self.strftimeNow = strftimeNow
+        self.context = context
+    }
+
+    func run() -> Result<String, TemplateError> {
         let interp = Interpreter(limits: limits, now: now)
         interp.strftimeOverride = strftimeNow
         let globals = Scope(parent: nil)
@@ -31,15 +84,15 @@ public struct Template: Sendable {
         do {
             _ = try interp.exec(body.stmts, root, &out)
         } catch let e as TemplateError {
-            throw e
+            return .failure(e)
         } catch let r as RaisedByTemplate {
-            throw .raised(r.message)
+            return .failure(.raised(r.message))
         } catch let f as Failure {
-            throw .runtime(message: f.message, line: 0, column: 0)
+            return .failure(.runtime(message: f.message, line: 0, column: 0))
         } catch {
-            throw .runtime(message: "\(error)", line: 0, column: 0)
+            return .failure(.runtime(message: "\(error)", line: 0, column: 0))
         }
-        return out
+        return .success(out)
     }
 }
 

@@ -106,6 +106,27 @@ final class TemplateLanguageTests: XCTestCase {
         }
     }
 
+    /// The depth limits must trip before the stack runs out even when the caller is on a 512 KiB
+    /// secondary-thread stack (Dispatch and Foundation threads default to that).
+    func testRecursionLimitFitsSecondaryThreadStack() throws {
+        let source = "{% macro f(n) %}{% for i in [n] %}{% if true %}{{ f(n + 1) | trim }}{% endif %}{% endfor %}{% endmacro %}{{ f(0) }}"
+        let deep = "{{ " + String(repeating: "(", count: 5000) + "1" + String(repeating: ")", count: 5000) + " }}"
+        let done = expectation(description: "rendered on a small stack")
+        nonisolated(unsafe) var outcome: Error? = nil
+        nonisolated(unsafe) var parseOutcome: Error? = nil
+        let thread = Thread {
+            do { _ = try Template(source: deep) } catch { parseOutcome = error }
+            do { _ = try Template(source: source).render(context: [:]) } catch { outcome = error }
+            done.fulfill()
+        }
+        thread.stackSize = 512 << 10
+        thread.start()
+        wait(for: [done], timeout: 30)
+        guard case .runtime(let m, _, _)? = outcome as? TemplateError else { return XCTFail("expected a depth error, got \(String(describing: outcome))") }
+        XCTAssertTrue(m.contains("nest deeper"), m)
+        guard case .syntax? = parseOutcome as? TemplateError else { return XCTFail("expected a nesting error, got \(String(describing: parseOutcome))") }
+    }
+
     func testLoopAndRangeLimits() throws {
         var t = try Template(source: "{% for i in range(100) %}{% for j in range(100) %}{% endfor %}{% endfor %}")
         t.limits.maxLoopIterations = 5000
