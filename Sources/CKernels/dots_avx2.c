@@ -577,6 +577,97 @@ static CK_AVX2 void multi_q6_K(int64_t n, const blk_q6_K *x, const uint8_t *a, s
     for (int t = 0; t < NT; t++) out[t * os] = hsum_ps(acc[t]) - accm[t];
 }
 
+// ---- 4 weight rows × one token (decode) -----------------------------------------------------
+// Shares the activation load and scale conversion between rows, keeps four independent
+// accumulator chains, and pays the call and horizontal-sum overhead once per four rows.
+
+#define NR 4
+#define WROW(r, type) ((const type *)(w + (size_t)(r) * wstride))
+
+// dx of 4 rows' block i times dy, as 4 floats.
+static inline CK_AVX2 __m128 scales4(const uint8_t *w, size_t wstride, size_t bbytes, int64_t i, float dy) {
+    const uint8_t *p = w + (size_t)i * bbytes;
+    uint16_t h0, h1, h2, h3;
+    memcpy(&h0, p, 2); memcpy(&h1, p + wstride, 2); memcpy(&h2, p + 2 * wstride, 2); memcpy(&h3, p + 3 * wstride, 2);
+    __m128i v = _mm_cvtsi32_si128(h0 | ((int)h1 << 16));
+    v = _mm_insert_epi32(v, h2 | ((int)h3 << 16), 1);
+    return _mm_mul_ps(_mm_cvtph_ps(v), _mm_set1_ps(dy));
+}
+
+static inline CK_AVX2 __m256 lane(__m128 v, int r) {
+    return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(v), _mm256_set1_epi32(r));
+}
+
+static CK_AVX2 void rows_q8_0(int64_t n, const uint8_t *w, size_t wstride, const blk_q8_0 *y, float *out) {
+    __m256 acc[NR];
+    for (int r = 0; r < NR; r++) acc[r] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / QK; i++) {
+        __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
+        __m128 sc = scales4(w, wstride, sizeof(blk_q8_0), i, hf(y[i].d));
+        for (int r = 0; r < NR; r++) {
+            __m256i qx = _mm256_loadu_si256((const __m256i *)WROW(r, blk_q8_0)[i].qs);
+            acc[r] = _mm256_fmadd_ps(lane(sc, r), _mm256_cvtepi32_ps(dot_i8_i8(qx, qy)), acc[r]);
+        }
+    }
+    for (int r = 0; r < NR; r++) out[r] = hsum_ps(acc[r]);
+}
+
+static CK_AVX2 void rows_q5_0(int64_t n, const uint8_t *w, size_t wstride, const blk_q8_0 *y, float *out) {
+    __m256 acc[NR];
+    for (int r = 0; r < NR; r++) acc[r] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / QK; i++) {
+        __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
+        __m128 sc = scales4(w, wstride, sizeof(blk_q5_0), i, hf(y[i].d));
+        for (int r = 0; r < NR; r++) {
+            __m256i qx = q5_0_codes(&WROW(r, blk_q5_0)[i]);
+            acc[r] = _mm256_fmadd_ps(lane(sc, r), _mm256_cvtepi32_ps(dot_i8_i8(qx, qy)), acc[r]);
+        }
+    }
+    for (int r = 0; r < NR; r++) out[r] = hsum_ps(acc[r]);
+}
+
+static CK_AVX2 void rows_q4_1(int64_t n, const uint8_t *w, size_t wstride, const blk_q8_1 *y, float *out) {
+    __m256 acc[NR];
+    __m128 summ = _mm_setzero_ps();
+    for (int r = 0; r < NR; r++) acc[r] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / QK; i++) {
+        __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
+        __m128 ds = load_2h(&y[i].d);
+        __m128 sc = scales4(w, wstride, sizeof(blk_q4_1), i, _mm_cvtss_f32(ds));
+        // mins: m of each row times the block sum s
+        const uint8_t *p = w + (size_t)i * sizeof(blk_q4_1) + 2;
+        uint16_t m0, m1, m2, m3;
+        memcpy(&m0, p, 2); memcpy(&m1, p + wstride, 2); memcpy(&m2, p + 2 * wstride, 2); memcpy(&m3, p + 3 * wstride, 2);
+        __m128i mv = _mm_insert_epi32(_mm_cvtsi32_si128(m0 | ((int)m1 << 16)), m2 | ((int)m3 << 16), 1);
+        summ = _mm_fmadd_ps(_mm_cvtph_ps(mv), _mm_shuffle_ps(ds, ds, 0x55), summ);
+        for (int r = 0; r < NR; r++) {
+            __m256i qx = unpack_nibbles(WROW(r, blk_q4_1)[i].qs);
+            acc[r] = _mm256_fmadd_ps(lane(sc, r), _mm256_cvtepi32_ps(dot_u8_i8(qx, qy)), acc[r]);
+        }
+    }
+    float sm[4];
+    _mm_storeu_ps(sm, summ);
+    for (int r = 0; r < NR; r++) out[r] = hsum_ps(acc[r]) + sm[r];
+}
+
+void ck_vec_dot_rows(int type, int64_t n, const void *vw, size_t wstride, int64_t nrows,
+                     const void *a, float *out) {
+    const uint8_t *w = vw;
+    int64_t r = 0;
+    if (ck_use_avx2 < 0) ck_init_cpu();
+    if (ck_use_avx2 && (type == CK_Q8_0 || type == CK_Q5_0 || type == CK_Q4_1)) {
+        for (; r + NR <= nrows; r += NR) {
+            const uint8_t *wr = w + (size_t)r * wstride;
+            switch (type) {
+            case CK_Q8_0: rows_q8_0(n, wr, wstride, a, out + r); break;
+            case CK_Q5_0: rows_q5_0(n, wr, wstride, a, out + r); break;
+            default: rows_q4_1(n, wr, wstride, a, out + r); break;
+            }
+        }
+    }
+    for (; r < nrows; r++) out[r] = ck_vec_dot(type, n, w + (size_t)r * wstride, a);
+}
+
 void ck_vec_dot_multi(int type, int64_t n, const void *w, const void *va, size_t astride,
                       int64_t ntok, float *out, int64_t os) {
     const uint8_t *a = va;
