@@ -616,11 +616,14 @@ static CK_AVX2 void rows_q5_0(int64_t n, const uint8_t *w, size_t wstride, const
     __m256 acc[NR];
     for (int r = 0; r < NR; r++) acc[r] = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / QK; i++) {
+        // Codes are within [-16, 15], so the sign can move onto them and |qy| is shared.
         __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
+        __m256i ay = _mm256_sign_epi8(qy, qy);
         __m128 sc = scales4(w, wstride, sizeof(blk_q5_0), i, hf(y[i].d));
         for (int r = 0; r < NR; r++) {
             __m256i qx = q5_0_codes(&WROW(r, blk_q5_0)[i]);
-            acc[r] = _mm256_fmadd_ps(lane(sc, r), _mm256_cvtepi32_ps(dot_i8_i8(qx, qy)), acc[r]);
+            __m256i p = dot_u8_i8(ay, _mm256_sign_epi8(qx, qy));
+            acc[r] = _mm256_fmadd_ps(lane(sc, r), _mm256_cvtepi32_ps(p), acc[r]);
         }
     }
     for (int r = 0; r < NR; r++) out[r] = hsum_ps(acc[r]);
