@@ -72,7 +72,7 @@ static void *worker_main(void *varg) {
         uint32_t g = (uint32_t)(atomic_load_explicit(&p->state, memory_order_acquire) >> GEN_SHIFT);
         if (g == seen) {
             int64_t start = now_ns(), limit = atomic_load_explicit(&p->spin_ns, memory_order_relaxed);
-            int spins = 0;
+            unsigned spins = 0;
             while ((g = (uint32_t)(atomic_load_explicit(&p->state, memory_order_acquire) >> GEN_SHIFT)) == seen &&
                    !atomic_load_explicit(&p->stop, memory_order_relaxed)) {
                 // Pause briefly, then yield between checks: on an idle machine sched_yield
@@ -167,6 +167,6 @@ void ck_pool_parallel_for(ck_pool *p, int64_t n, int64_t chunk, ck_task_fn fn, v
     run_chunks(p, gen, 0);
     int spins = 0;
     while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) {
-        if (++spins < 2000) _mm_pause(); else sched_yield();  // a descheduled worker holds a chunk: give way
+        if (spins < 2000) { spins++; _mm_pause(); } else sched_yield();  // a descheduled worker holds a chunk: give way
     }
 }
