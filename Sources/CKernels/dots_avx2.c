@@ -158,62 +158,79 @@ CK_AVX2 void ck_quantize_row_q8_K_avx2(const float *x, void *vy, int64_t n) {
 
 // ---- dot products ------------------------------------------------------------------------
 
+// Two f16 values at p (e.g. a block's d and m) as floats in lanes 0 and 1.
+static inline CK_AVX2 __m128 load_2h(const void *p) {
+    int v;
+    memcpy(&v, p, 4);
+    return _mm_cvtph_ps(_mm_cvtsi32_si128(v));
+}
+
+// The per-32 kernels below run two blocks per iteration into two accumulators: the FMA into
+// a single accumulator is a 4-cycle dependency chain, longer than the rest of a block's work.
+
 CK_AVX2 float ck_dot_q8_0_avx2(int64_t n, const void *vx, const void *vy) {
     const blk_q8_0 *x = vx;
     const blk_q8_0 *y = vy;
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / QK; i++) {
+    __m256 acc[2] = { _mm256_setzero_ps(), _mm256_setzero_ps() };
+    const int64_t nb = n / QK;
+    for (int64_t i = 0; i < nb; i++) {
         __m256i qx = _mm256_loadu_si256((const __m256i *)x[i].qs);
         __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
         __m256 p = _mm256_cvtepi32_ps(dot_i8_i8(qx, qy));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(hf(x[i].d) * hf(y[i].d)), p, acc);
+        acc[i & 1] = _mm256_fmadd_ps(_mm256_set1_ps(hf(x[i].d) * hf(y[i].d)), p, acc[i & 1]);
     }
-    return hsum_ps(acc);
+    return hsum_ps(_mm256_add_ps(acc[0], acc[1]));
 }
 
 CK_AVX2 float ck_dot_q4_0_avx2(int64_t n, const void *vx, const void *vy) {
     const blk_q4_0 *x = vx;
     const blk_q8_0 *y = vy;
-    __m256 acc = _mm256_setzero_ps();
+    __m256 acc[2] = { _mm256_setzero_ps(), _mm256_setzero_ps() };
     const __m256i eight = _mm256_set1_epi8(8);
     for (int64_t i = 0; i < n / QK; i++) {
         __m256i qx = _mm256_sub_epi8(unpack_nibbles(x[i].qs), eight);
         __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
         __m256 p = _mm256_cvtepi32_ps(dot_i8_i8(qx, qy));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(hf(x[i].d) * hf(y[i].d)), p, acc);
+        acc[i & 1] = _mm256_fmadd_ps(_mm256_set1_ps(hf(x[i].d) * hf(y[i].d)), p, acc[i & 1]);
     }
-    return hsum_ps(acc);
+    return hsum_ps(_mm256_add_ps(acc[0], acc[1]));
 }
 
 CK_AVX2 float ck_dot_q4_1_avx2(int64_t n, const void *vx, const void *vy) {
     const blk_q4_1 *x = vx;
     const blk_q8_1 *y = vy;
-    __m256 acc = _mm256_setzero_ps();
-    float summs = 0;
+    __m256 acc[2] = { _mm256_setzero_ps(), _mm256_setzero_ps() };
+    __m128 summ[2] = { _mm_setzero_ps(), _mm_setzero_ps() };
     for (int64_t i = 0; i < n / QK; i++) {
         __m256i qx = unpack_nibbles(x[i].qs);
         __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
         __m256 p = _mm256_cvtepi32_ps(dot_u8_i8(qx, qy));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(hf(x[i].d) * hf(y[i].d)), p, acc);
-        summs += hf(x[i].m) * hf(y[i].s);
+        __m128 prod = _mm_mul_ps(load_2h(&x[i].d), load_2h(&y[i].d));  // [dx·dy, m·s]
+        acc[i & 1] = _mm256_fmadd_ps(_mm256_broadcastss_ps(prod), p, acc[i & 1]);
+        summ[i & 1] = _mm_add_ps(summ[i & 1], prod);
     }
-    return hsum_ps(acc) + summs;
+    __m128 sm = _mm_add_ps(summ[0], summ[1]);
+    return hsum_ps(_mm256_add_ps(acc[0], acc[1])) + _mm_cvtss_f32(_mm_shuffle_ps(sm, sm, 1));
+}
+
+// Q5_0 codes as signed bytes: (q | bit<<4) - 16, i.e. set the high nibble (0xF0 = -16) where
+// the 5th bit is clear.
+static inline CK_AVX2 __m256i q5_0_codes(const blk_q5_0 *b) {
+    __m256i hi = _mm256_andnot_si256(bits_to_bytes(b->qh), _mm256_set1_epi8((char)0xF0));
+    return _mm256_or_si256(unpack_nibbles(b->qs), hi);
 }
 
 CK_AVX2 float ck_dot_q5_0_avx2(int64_t n, const void *vx, const void *vy) {
     const blk_q5_0 *x = vx;
     const blk_q8_0 *y = vy;
-    __m256 acc = _mm256_setzero_ps();
+    __m256 acc[2] = { _mm256_setzero_ps(), _mm256_setzero_ps() };
     for (int64_t i = 0; i < n / QK; i++) {
-        // (q | bit<<4) - 16: where the 5th bit is clear, set the byte's high nibble (0xF0 = -16).
-        __m256i q4 = unpack_nibbles(x[i].qs);
-        __m256i hi = _mm256_andnot_si256(bits_to_bytes(x[i].qh), _mm256_set1_epi8((char)0xF0));
-        __m256i qx = _mm256_or_si256(q4, hi);
+        __m256i qx = q5_0_codes(&x[i]);
         __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
         __m256 p = _mm256_cvtepi32_ps(dot_i8_i8(qx, qy));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(hf(x[i].d) * hf(y[i].d)), p, acc);
+        acc[i & 1] = _mm256_fmadd_ps(_mm256_set1_ps(hf(x[i].d) * hf(y[i].d)), p, acc[i & 1]);
     }
-    return hsum_ps(acc);
+    return hsum_ps(_mm256_add_ps(acc[0], acc[1]));
 }
 
 CK_AVX2 float ck_dot_q5_1_avx2(int64_t n, const void *vx, const void *vy) {
@@ -423,8 +440,256 @@ float ck_vec_dot(int type, int64_t n, const void *w, const void *a) {
     }
 }
 
-void ck_vec_dot_multi(int type, int64_t n, const void *w, const void *a, size_t a_stride,
-                      int64_t ntok, float *out, int64_t out_stride) {
-    for (int64_t t = 0; t < ntok; t++)
-        out[t * out_stride] = ck_vec_dot(type, n, w, (const uint8_t *)a + (size_t)t * a_stride);
+// ---- one weight row × 4 tokens (prefill) ------------------------------------------------------
+// The weight block is unpacked and its scales converted once, then used for four activation
+// rows; the four accumulators are independent chains.
+
+#define NT 4
+#define ACT(t, type) ((const type *)(a + (size_t)(t) * astride))
+
+static CK_AVX2 void multi_q8_0(int64_t n, const blk_q8_0 *x, const uint8_t *a, size_t astride, float *out, int64_t os) {
+    __m256 acc[NT];
+    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / QK; i++) {
+        __m256i qx = _mm256_loadu_si256((const __m256i *)x[i].qs);
+        __m256i ax = _mm256_sign_epi8(qx, qx);
+        const float dx = hf(x[i].d);
+        for (int t = 0; t < NT; t++) {
+            const blk_q8_0 *y = ACT(t, blk_q8_0) + i;
+            __m256i sy = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)y->qs), qx);
+            __m256 p = _mm256_cvtepi32_ps(dot_u8_i8(ax, sy));
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dx * hf(y->d)), p, acc[t]);
+        }
+    }
+    for (int t = 0; t < NT; t++) out[t * os] = hsum_ps(acc[t]);
+}
+
+static CK_AVX2 void multi_q5_0(int64_t n, const blk_q5_0 *x, const uint8_t *a, size_t astride, float *out, int64_t os) {
+    __m256 acc[NT];
+    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / QK; i++) {
+        __m256i qx = q5_0_codes(&x[i]);
+        __m256i ax = _mm256_sign_epi8(qx, qx);
+        const float dx = hf(x[i].d);
+        for (int t = 0; t < NT; t++) {
+            const blk_q8_0 *y = ACT(t, blk_q8_0) + i;
+            __m256i sy = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)y->qs), qx);
+            __m256 p = _mm256_cvtepi32_ps(dot_u8_i8(ax, sy));
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dx * hf(y->d)), p, acc[t]);
+        }
+    }
+    for (int t = 0; t < NT; t++) out[t * os] = hsum_ps(acc[t]);
+}
+
+static CK_AVX2 void multi_q4_1(int64_t n, const blk_q4_1 *x, const uint8_t *a, size_t astride, float *out, int64_t os) {
+    __m256 acc[NT];
+    __m128 summ[NT];
+    for (int t = 0; t < NT; t++) { acc[t] = _mm256_setzero_ps(); summ[t] = _mm_setzero_ps(); }
+    for (int64_t i = 0; i < n / QK; i++) {
+        __m256i qx = unpack_nibbles(x[i].qs);
+        __m128 dm = load_2h(&x[i].d);
+        for (int t = 0; t < NT; t++) {
+            const blk_q8_1 *y = ACT(t, blk_q8_1) + i;
+            __m256 p = _mm256_cvtepi32_ps(dot_u8_i8(qx, _mm256_loadu_si256((const __m256i *)y->qs)));
+            __m128 prod = _mm_mul_ps(dm, load_2h(&y->d));
+            acc[t] = _mm256_fmadd_ps(_mm256_broadcastss_ps(prod), p, acc[t]);
+            summ[t] = _mm_add_ps(summ[t], prod);
+        }
+    }
+    for (int t = 0; t < NT; t++)
+        out[t * os] = hsum_ps(acc[t]) + _mm_cvtss_f32(_mm_shuffle_ps(summ[t], summ[t], 1));
+}
+
+static CK_AVX2 void multi_q4_K(int64_t n, const blk_q4_K *x, const uint8_t *a, size_t astride, float *out, int64_t os) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    __m256 acc[NT];
+    float accm[NT];
+    for (int t = 0; t < NT; t++) { acc[t] = _mm256_setzero_ps(); accm[t] = 0; }
+    for (int64_t i = 0; i < n / QKK; i++) {
+        uint8_t sc[8], mn[8];
+        for (int j = 0; j < 8; j++) ck_scale_min_k4(j, x[i].scales, &sc[j], &mn[j]);
+        const float xd = hf(x[i].d), xmin = hf(x[i].dmin);
+        __m256i sumi[NT];
+        for (int t = 0; t < NT; t++) sumi[t] = _mm256_setzero_si256();
+        for (int c = 0; c < 4; c++) {
+            __m256i q4 = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * c));
+            __m256i lo = _mm256_and_si256(q4, m4);
+            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
+            __m256i s0 = _mm256_set1_epi16(sc[2 * c]), s1 = _mm256_set1_epi16(sc[2 * c + 1]);
+            for (int t = 0; t < NT; t++) {
+                const int8_t *q8 = ACT(t, blk_q8_K)[i].qs + 64 * c;
+                __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)q8)), s0);
+                __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(q8 + 32))), s1);
+                sumi[t] = _mm256_add_epi32(sumi[t], _mm256_add_epi32(p0, p1));
+            }
+        }
+        for (int t = 0; t < NT; t++) {
+            const blk_q8_K *y = ACT(t, blk_q8_K) + i;
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(y->d * xd), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
+            accm[t] += y->d * xmin * (float)k4_mins_dot(mn, y->bsums);
+        }
+    }
+    for (int t = 0; t < NT; t++) out[t * os] = hsum_ps(acc[t]) - accm[t];
+}
+
+static CK_AVX2 void multi_q6_K(int64_t n, const blk_q6_K *x, const uint8_t *a, size_t astride, float *out, int64_t os) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(0x03);
+    __m256 acc[NT];
+    float accm[NT];
+    for (int t = 0; t < NT; t++) { acc[t] = _mm256_setzero_ps(); accm[t] = 0; }
+    for (int64_t i = 0; i < n / QKK; i++) {
+        const int8_t *sc = x[i].scales;
+        __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc));
+        __m256i sumi[NT];
+        for (int t = 0; t < NT; t++) sumi[t] = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            const uint8_t *ql = x[i].ql + 64 * h;
+            const int8_t *s = sc + 8 * h;
+            __m256i qhv = _mm256_loadu_si256((const __m256i *)(x[i].qh + 32 * h));
+            __m256i qa = _mm256_loadu_si256((const __m256i *)ql);
+            __m256i qb = _mm256_loadu_si256((const __m256i *)(ql + 32));
+            __m256i q[4];
+            q[0] = _mm256_or_si256(_mm256_and_si256(qa, m4), _mm256_slli_epi16(_mm256_and_si256(qhv, m3), 4));
+            q[1] = _mm256_or_si256(_mm256_and_si256(qb, m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qhv, 2), m3), 4));
+            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qa, 4), m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qhv, 4), m3), 4));
+            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qb, 4), m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qhv, 6), m3), 4));
+            for (int k = 0; k < 4; k++) {
+                __m256i scv = _mm256_set_m128i(_mm_set1_epi16(s[2 * k + 1]), _mm_set1_epi16(s[2 * k]));
+                for (int t = 0; t < NT; t++) {
+                    const int8_t *q8 = ACT(t, blk_q8_K)[i].qs + 128 * h + 32 * k;
+                    __m256i p = _mm256_maddubs_epi16(q[k], _mm256_loadu_si256((const __m256i *)q8));
+                    sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(p, scv));
+                }
+            }
+        }
+        const float xd = hf(x[i].d);
+        for (int t = 0; t < NT; t++) {
+            const blk_q8_K *y = ACT(t, blk_q8_K) + i;
+            const float d = y->d * xd;
+            const int offset = 32 * hsum_epi32(_mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)y->bsums)));
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
+            accm[t] += d * (float)offset;
+        }
+    }
+    for (int t = 0; t < NT; t++) out[t * os] = hsum_ps(acc[t]) - accm[t];
+}
+
+// ---- 4 weight rows × one token (decode) -----------------------------------------------------
+// Shares the activation load and scale conversion between rows, keeps four independent
+// accumulator chains, and pays the call and horizontal-sum overhead once per four rows.
+
+#define NR 4
+#define WROW(r, type) ((const type *)(w + (size_t)(r) * wstride))
+
+// dx of 4 rows' block i times dy, as 4 floats.
+static inline CK_AVX2 __m128 scales4(const uint8_t *w, size_t wstride, size_t bbytes, int64_t i, float dy) {
+    const uint8_t *p = w + (size_t)i * bbytes;
+    uint16_t h0, h1, h2, h3;
+    memcpy(&h0, p, 2); memcpy(&h1, p + wstride, 2); memcpy(&h2, p + 2 * wstride, 2); memcpy(&h3, p + 3 * wstride, 2);
+    __m128i v = _mm_cvtsi32_si128(h0 | ((int)h1 << 16));
+    v = _mm_insert_epi32(v, h2 | ((int)h3 << 16), 1);
+    return _mm_mul_ps(_mm_cvtph_ps(v), _mm_set1_ps(dy));
+}
+
+static inline CK_AVX2 __m256 lane(__m128 v, int r) {
+    return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(v), _mm256_set1_epi32(r));
+}
+
+static CK_AVX2 void rows_q8_0(int64_t n, const uint8_t *w, size_t wstride, const blk_q8_0 *y, float *out) {
+    __m256 acc[NR];
+    for (int r = 0; r < NR; r++) acc[r] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / QK; i++) {
+        __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
+        __m128 sc = scales4(w, wstride, sizeof(blk_q8_0), i, hf(y[i].d));
+        for (int r = 0; r < NR; r++) {
+            __m256i qx = _mm256_loadu_si256((const __m256i *)WROW(r, blk_q8_0)[i].qs);
+            acc[r] = _mm256_fmadd_ps(lane(sc, r), _mm256_cvtepi32_ps(dot_i8_i8(qx, qy)), acc[r]);
+        }
+    }
+    for (int r = 0; r < NR; r++) out[r] = hsum_ps(acc[r]);
+}
+
+static CK_AVX2 void rows_q5_0(int64_t n, const uint8_t *w, size_t wstride, const blk_q8_0 *y, float *out) {
+    __m256 acc[NR];
+    for (int r = 0; r < NR; r++) acc[r] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / QK; i++) {
+        // Codes are within [-16, 15], so the sign can move onto them and |qy| is shared.
+        __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
+        __m256i ay = _mm256_sign_epi8(qy, qy);
+        __m128 sc = scales4(w, wstride, sizeof(blk_q5_0), i, hf(y[i].d));
+        for (int r = 0; r < NR; r++) {
+            __m256i qx = q5_0_codes(&WROW(r, blk_q5_0)[i]);
+            __m256i p = dot_u8_i8(ay, _mm256_sign_epi8(qx, qy));
+            acc[r] = _mm256_fmadd_ps(lane(sc, r), _mm256_cvtepi32_ps(p), acc[r]);
+        }
+    }
+    for (int r = 0; r < NR; r++) out[r] = hsum_ps(acc[r]);
+}
+
+static CK_AVX2 void rows_q4_1(int64_t n, const uint8_t *w, size_t wstride, const blk_q8_1 *y, float *out) {
+    __m256 acc[NR];
+    __m128 summ = _mm_setzero_ps();
+    for (int r = 0; r < NR; r++) acc[r] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / QK; i++) {
+        __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
+        __m128 ds = load_2h(&y[i].d);
+        __m128 sc = scales4(w, wstride, sizeof(blk_q4_1), i, _mm_cvtss_f32(ds));
+        // mins: m of each row times the block sum s
+        const uint8_t *p = w + (size_t)i * sizeof(blk_q4_1) + 2;
+        uint16_t m0, m1, m2, m3;
+        memcpy(&m0, p, 2); memcpy(&m1, p + wstride, 2); memcpy(&m2, p + 2 * wstride, 2); memcpy(&m3, p + 3 * wstride, 2);
+        __m128i mv = _mm_insert_epi32(_mm_cvtsi32_si128(m0 | ((int)m1 << 16)), m2 | ((int)m3 << 16), 1);
+        summ = _mm_fmadd_ps(_mm_cvtph_ps(mv), _mm_shuffle_ps(ds, ds, 0x55), summ);
+        for (int r = 0; r < NR; r++) {
+            __m256i qx = unpack_nibbles(WROW(r, blk_q4_1)[i].qs);
+            acc[r] = _mm256_fmadd_ps(lane(sc, r), _mm256_cvtepi32_ps(dot_u8_i8(qx, qy)), acc[r]);
+        }
+    }
+    float sm[4];
+    _mm_storeu_ps(sm, summ);
+    for (int r = 0; r < NR; r++) out[r] = hsum_ps(acc[r]) + sm[r];
+}
+
+void ck_vec_dot_rows(int type, int64_t n, const void *vw, size_t wstride, int64_t nrows,
+                     const void *a, float *out) {
+    const uint8_t *w = vw;
+    int64_t r = 0;
+    if (ck_use_avx2 < 0) ck_init_cpu();
+    if (ck_use_avx2 && (type == CK_Q8_0 || type == CK_Q5_0 || type == CK_Q4_1)) {
+        for (; r + NR <= nrows; r += NR) {
+            const uint8_t *wr = w + (size_t)r * wstride;
+            switch (type) {
+            case CK_Q8_0: rows_q8_0(n, wr, wstride, a, out + r); break;
+            case CK_Q5_0: rows_q5_0(n, wr, wstride, a, out + r); break;
+            default: rows_q4_1(n, wr, wstride, a, out + r); break;
+            }
+        }
+    }
+    for (; r < nrows; r++) out[r] = ck_vec_dot(type, n, w + (size_t)r * wstride, a);
+}
+
+void ck_vec_dot_multi(int type, int64_t n, const void *w, const void *va, size_t astride,
+                      int64_t ntok, float *out, int64_t os) {
+    const uint8_t *a = va;
+    int64_t t = 0;
+    if (ck_use_avx2 < 0) ck_init_cpu();
+    if (ck_use_avx2) {
+        for (; t + NT <= ntok; t += NT) {
+            const uint8_t *at = a + (size_t)t * astride;
+            float *o = out + t * os;
+            switch (type) {
+            case CK_Q8_0: multi_q8_0(n, w, at, astride, o, os); break;
+            case CK_Q5_0: multi_q5_0(n, w, at, astride, o, os); break;
+            case CK_Q4_1: multi_q4_1(n, w, at, astride, o, os); break;
+            case CK_Q4_K: multi_q4_K(n, w, at, astride, o, os); break;
+            case CK_Q6_K: multi_q6_K(n, w, at, astride, o, os); break;
+            default:
+                for (int k = 0; k < NT; k++) o[k * os] = ck_vec_dot(type, n, w, at + (size_t)k * astride);
+            }
+        }
+    }
+    for (; t < ntok; t++) out[t * os] = ck_vec_dot(type, n, w, a + (size_t)t * astride);
 }

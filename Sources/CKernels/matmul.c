@@ -36,7 +36,7 @@ static void matmul_task(void *vctx, int64_t b, int64_t e, int thread) {
     (void)thread;
     mm_job *j = vctx;
     if (j->ntok == 1) {
-        for (int64_t r = b; r < e; r++) j->y[r] = ck_vec_dot(j->type, j->cols, j->w + r * j->w_row, j->a);
+        ck_vec_dot_rows(j->type, j->cols, j->w + b * j->w_row, j->w_row, e - b, j->a, j->y + b);
         return;
     }
     const int64_t tr = tile_rows(j->w_row);
@@ -82,6 +82,7 @@ int ck_matmul(ck_pool *pool, int type, const void *w, int64_t rows, int64_t cols
         int64_t tr = tile_rows(w_row);
         chunk = (chunk + tr - 1) / tr * tr;
     }
+    chunk = (chunk + 3) / 4 * 4;  // whole groups for the 4-row kernels
     if (chunk < 4) chunk = 4;
     ck_pool_parallel_for(pool, rows, chunk, matmul_task, &j);
     return 0;

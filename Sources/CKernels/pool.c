@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include "internal.h"
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
@@ -71,11 +72,14 @@ static void *worker_main(void *varg) {
         uint32_t g = (uint32_t)(atomic_load_explicit(&p->state, memory_order_acquire) >> GEN_SHIFT);
         if (g == seen) {
             int64_t start = now_ns(), limit = atomic_load_explicit(&p->spin_ns, memory_order_relaxed);
-            int spins = 0;
+            unsigned spins = 0;
             while ((g = (uint32_t)(atomic_load_explicit(&p->state, memory_order_acquire) >> GEN_SHIFT)) == seen &&
                    !atomic_load_explicit(&p->stop, memory_order_relaxed)) {
-                _mm_pause();
-                if ((++spins & 255) == 0 && now_ns() - start > limit) {
+                // Pause briefly, then yield between checks: on an idle machine sched_yield
+                // returns at once, but when threads outnumber cores it hands the core to the
+                // thread that has work (often the caller) instead of burning its time slice.
+                if (++spins < 2000) _mm_pause(); else sched_yield();
+                if ((spins & 255) == 0 && now_ns() - start > limit) {
                     pthread_mutex_lock(&p->mutex);
                     atomic_fetch_add(&p->sleepers, 1);
                     while ((g = (uint32_t)(atomic_load(&p->state) >> GEN_SHIFT)) == seen && !atomic_load(&p->stop))
@@ -163,7 +167,6 @@ void ck_pool_parallel_for(ck_pool *p, int64_t n, int64_t chunk, ck_task_fn fn, v
     run_chunks(p, gen, 0);
     int spins = 0;
     while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) {
-        _mm_pause();
-        if (++spins > 20000) sched_yield();  // the chunk's thread was descheduled: give way
+        if (spins < 2000) { spins++; _mm_pause(); } else sched_yield();  // a descheduled worker holds a chunk: give way
     }
 }

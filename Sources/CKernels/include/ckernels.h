@@ -60,6 +60,11 @@ float ck_vec_dot_scalar(int weight_type, int64_t n, const void *w, const void *a
 void ck_vec_dot_multi(int weight_type, int64_t n, const void *w, const void *a, size_t a_stride,
                       int64_t ntok, float *out, int64_t out_stride);
 
+/// Dots of `nrows` weight rows (`w_stride` bytes apart) with one activation row, to out[0..<nrows].
+/// Takes 4 rows at a time where a kernel exists (decode).
+void ck_vec_dot_rows(int weight_type, int64_t n, const void *w, size_t w_stride, int64_t nrows,
+                     const void *a, float *out);
+
 /// Scalar dequantization of n elements (reference for tests and a fallback for lookups such as
 /// embedding rows). Returns 0 for unsupported types.
 int ck_dequantize_row(int type, const void *x, float *y, int64_t n);
