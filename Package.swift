@@ -32,6 +32,7 @@ let package = Package(
         .testTarget(name: "TemplatesTests", dependencies: ["TestSupport", "Templates"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CKernels", "TestSupport", "ModelFiles"]),
         .testTarget(name: "GenerationTests", dependencies: ["TestSupport", "Generation", "Models", "Tokenization", "ModelFiles"]),
+        .testTarget(name: "ModelsTests", dependencies: ["TestSupport", "Models", "ModelFiles", "Kernels"]),
         .testTarget(name: "StewardCLITests", dependencies: ["TestSupport", "StewardCLI"]),
     ]
 )
