@@ -169,17 +169,19 @@ static inline CK_AVX2 __m128 load_2h(const void *p) {
 // a single accumulator is a 4-cycle dependency chain, longer than the rest of a block's work.
 
 CK_AVX2 float ck_dot_q8_0_avx2(int64_t n, const void *vx, const void *vy) {
+    // One accumulator chain, block after block, as ggml_vec_dot_q8_0_q8_0 (and rows_q8_0)
+    // sum: every path must round the same way so batch and single-token results agree.
     const blk_q8_0 *x = vx;
     const blk_q8_0 *y = vy;
-    __m256 acc[2] = { _mm256_setzero_ps(), _mm256_setzero_ps() };
+    __m256 acc = _mm256_setzero_ps();
     const int64_t nb = n / QK;
     for (int64_t i = 0; i < nb; i++) {
         __m256i qx = _mm256_loadu_si256((const __m256i *)x[i].qs);
         __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
         __m256 p = _mm256_cvtepi32_ps(dot_i8_i8(qx, qy));
-        acc[i & 1] = _mm256_fmadd_ps(_mm256_set1_ps(hf(x[i].d) * hf(y[i].d)), p, acc[i & 1]);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(hf(x[i].d) * hf(y[i].d)), p, acc);
     }
-    return hsum_ps(_mm256_add_ps(acc[0], acc[1]));
+    return hsum_ps(acc);
 }
 
 CK_AVX2 float ck_dot_q4_0_avx2(int64_t n, const void *vx, const void *vy) {
@@ -197,20 +199,20 @@ CK_AVX2 float ck_dot_q4_0_avx2(int64_t n, const void *vx, const void *vy) {
 }
 
 CK_AVX2 float ck_dot_q4_1_avx2(int64_t n, const void *vx, const void *vy) {
+    // Same order as ggml_vec_dot_q4_1_q8_1 and rows_q4_1: one chain for d·d'·Σq·q', and the
+    // mins m·s summed with fused multiply-adds.
     const blk_q4_1 *x = vx;
     const blk_q8_1 *y = vy;
-    __m256 acc[2] = { _mm256_setzero_ps(), _mm256_setzero_ps() };
-    __m128 summ[2] = { _mm_setzero_ps(), _mm_setzero_ps() };
+    __m256 acc = _mm256_setzero_ps();
+    float summs = 0.0f;
     for (int64_t i = 0; i < n / QK; i++) {
         __m256i qx = unpack_nibbles(x[i].qs);
         __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
         __m256 p = _mm256_cvtepi32_ps(dot_u8_i8(qx, qy));
-        __m128 prod = _mm_mul_ps(load_2h(&x[i].d), load_2h(&y[i].d));  // [dx·dy, m·s]
-        acc[i & 1] = _mm256_fmadd_ps(_mm256_broadcastss_ps(prod), p, acc[i & 1]);
-        summ[i & 1] = _mm_add_ps(summ[i & 1], prod);
+        summs = fmaf(hf(x[i].m), hf(y[i].s), summs);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(hf(x[i].d) * hf(y[i].d)), p, acc);
     }
-    __m128 sm = _mm_add_ps(summ[0], summ[1]);
-    return hsum_ps(_mm256_add_ps(acc[0], acc[1])) + _mm_cvtss_f32(_mm_shuffle_ps(sm, sm, 1));
+    return hsum_ps(acc) + summs;
 }
 
 // Q5_0 codes as signed bytes: (q | bit<<4) - 16, i.e. set the high nibble (0xF0 = -16) where
@@ -221,16 +223,17 @@ static inline CK_AVX2 __m256i q5_0_codes(const blk_q5_0 *b) {
 }
 
 CK_AVX2 float ck_dot_q5_0_avx2(int64_t n, const void *vx, const void *vy) {
+    // One accumulator chain, as ggml_vec_dot_q5_0_q8_0 and rows_q5_0.
     const blk_q5_0 *x = vx;
     const blk_q8_0 *y = vy;
-    __m256 acc[2] = { _mm256_setzero_ps(), _mm256_setzero_ps() };
+    __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / QK; i++) {
         __m256i qx = q5_0_codes(&x[i]);
         __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
         __m256 p = _mm256_cvtepi32_ps(dot_i8_i8(qx, qy));
-        acc[i & 1] = _mm256_fmadd_ps(_mm256_set1_ps(hf(x[i].d) * hf(y[i].d)), p, acc[i & 1]);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(hf(x[i].d) * hf(y[i].d)), p, acc);
     }
-    return hsum_ps(_mm256_add_ps(acc[0], acc[1]));
+    return hsum_ps(acc);
 }
 
 CK_AVX2 float ck_dot_q5_1_avx2(int64_t n, const void *vx, const void *vy) {
@@ -535,8 +538,7 @@ static CK_AVX2 void multi_q4_K(int64_t n, const blk_q4_K *x, const uint8_t *a, s
 static CK_AVX2 void multi_q6_K(int64_t n, const blk_q6_K *x, const uint8_t *a, size_t astride, float *out, int64_t os) {
     const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(0x03);
     __m256 acc[NT];
-    float accm[NT];
-    for (int t = 0; t < NT; t++) { acc[t] = _mm256_setzero_ps(); accm[t] = 0; }
+    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / QKK; i++) {
         const int8_t *sc = x[i].scales;
         __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc));
@@ -570,11 +572,12 @@ static CK_AVX2 void multi_q6_K(int64_t n, const blk_q6_K *x, const uint8_t *a, s
             const blk_q8_K *y = ACT(t, blk_q8_K) + i;
             const float d = y->d * xd;
             const int offset = 32 * hsum_epi32(_mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)y->bsums)));
+            // the same two steps as ck_dot_q6_K_avx2, so batch and single-token results agree
             acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
-            accm[t] += d * (float)offset;
+            acc[t] = _mm256_sub_ps(acc[t], _mm256_setr_ps(d * (float)offset, 0, 0, 0, 0, 0, 0, 0));
         }
     }
-    for (int t = 0; t < NT; t++) out[t * os] = hsum_ps(acc[t]) - accm[t];
+    for (int t = 0; t < NT; t++) out[t * os] = hsum_ps(acc[t]);
 }
 
 // ---- 4 weight rows × one token (decode) -----------------------------------------------------

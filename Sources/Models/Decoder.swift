@@ -4,9 +4,8 @@ import Kernels
 import CKernels
 
 /// Per-sequence state: the KV cache. The model itself is immutable and shared between sequences.
-/// K and V are stored in f16, as llama.cpp does by default. K is kept by position
-/// (layer, position, kvHeads·headDim); V transposed (layer, kvHeads·valueDim, position) so that
-/// attention-weighted sums are contiguous dot products, as in llama.cpp's non-flash path.
+/// K and V are stored in f16, as llama.cpp does by default, one row per position:
+/// (layer, position, kvHeads·headDim) and (layer, position, kvHeads·valueDim).
 public final class KVCache: @unchecked Sendable {
     public let capacity: Int
     public private(set) var count = 0
@@ -14,7 +13,7 @@ public final class KVCache: @unchecked Sendable {
     let vDim: Int
     let layers: Int
     let k: UnsafeMutablePointer<UInt16>   // (layer, capacity, kDim) f16 bits
-    let v: UnsafeMutablePointer<UInt16>   // (layer, vDim, capacity) f16 bits
+    let v: UnsafeMutablePointer<UInt16>   // (layer, capacity, vDim) f16 bits
 
     public init(config c: DecoderConfig, capacity: Int) {
         self.capacity = max(1, capacity)
@@ -38,7 +37,7 @@ public final class KVCache: @unchecked Sendable {
     public var bytes: Int { layers * capacity * (kDim + vDim) * 2 }
 
     @inline(__always) func kRow(_ layer: Int, _ pos: Int) -> UnsafeMutablePointer<UInt16> { k + (layer * capacity + pos) * kDim }
-    @inline(__always) func vColumn(_ layer: Int, _ dim: Int) -> UnsafeMutablePointer<UInt16> { v + (layer * vDim + dim) * capacity }
+    @inline(__always) func vRow(_ layer: Int, _ pos: Int) -> UnsafeMutablePointer<UInt16> { v + (layer * capacity + pos) * vDim }
     func advance(_ n: Int) { count += n }
 }
 
@@ -67,7 +66,7 @@ public final class DecoderModel: @unchecked Sendable {
     final class Scratch {
         let n: Int
         let x, xn, q, k, v, att, o, gate, up: UnsafeMutablePointer<Float>
-        let scores: UnsafeMutablePointer<Float>       // (threads, capacity)
+        let half16: UnsafeMutablePointer<UInt16>      // (threads, headDim + valueDim) f16 scratch
         let ropeCos, ropeSin: UnsafeMutablePointer<Float>          // (n, ropeDims/2) global base
         let ropeCosLocal, ropeSinLocal: UnsafeMutablePointer<Float> // (n, ropeDims/2) local base
         init(config c: DecoderConfig, n: Int, capacity: Int, threads: Int) {
@@ -82,13 +81,14 @@ public final class DecoderModel: @unchecked Sendable {
             o = .allocate(capacity: n * h)                      // (n, hidden)
             gate = .allocate(capacity: n * c.ffnSize)           // (n, ffn)
             up = .allocate(capacity: n * c.ffnSize)             // (n, ffn)
-            scores = .allocate(capacity: threads * capacity)
+            half16 = .allocate(capacity: threads * (c.headDim + c.valueDim))
             let half = c.ropeDims / 2
             ropeCos = .allocate(capacity: n * half); ropeSin = .allocate(capacity: n * half)
             ropeCosLocal = .allocate(capacity: n * half); ropeSinLocal = .allocate(capacity: n * half)
         }
         deinit {
-            for p in [x, xn, q, k, v, att, o, gate, up, scores, ropeCos, ropeSin, ropeCosLocal, ropeSinLocal] { p.deallocate() }
+            for p in [x, xn, q, k, v, att, o, gate, up, ropeCos, ropeSin, ropeCosLocal, ropeSinLocal] { p.deallocate() }
+            half16.deallocate()
         }
     }
 
@@ -163,7 +163,8 @@ public final class DecoderModel: @unchecked Sendable {
                 ck_rope_apply(s.k + i * kDim, Int64(c.kvHeads), Int64(c.headDim), Int64(c.ropeDims), cosT + i * half, sinT + i * half, neox)
                 let kr = cache.kRow(l, pos0 + i)
                 for d in 0..<kDim { kr[d] = ck_f32_to_f16(s.k[i * kDim + d]) }
-                for d in 0..<vDim { cache.vColumn(l, d)[pos0 + i] = ck_f32_to_f16(s.v[i * vDim + d]) }
+                let vr = cache.vRow(l, pos0 + i)
+                for d in 0..<vDim { vr[d] = ck_f32_to_f16(s.v[i * vDim + d]) }
             }
             attention(layer: l, n: n, pos0: pos0, cache: cache, s: s)
             compute.matmul(b.wo.matrix, x: s.att, tokens: n, y: s.o)
@@ -208,34 +209,32 @@ public final class DecoderModel: @unchecked Sendable {
     }
 
     /// Causal (and, on sliding layers, windowed) attention of the batch's queries over the
-    /// cache, parallel over (token, head).
+    /// cache, parallel over (token, head), with llama.cpp's flash-attention roundings
+    /// (CKernels/attention.c).
     func attention(layer l: Int, n: Int, pos0: Int, cache: KVCache, s: Scratch) {
         let c = config
         let qDim = c.heads * c.headDim
         let group = c.heads / c.kvHeads
         let window = c.isSliding(layer: l) ? c.slidingWindow : nil
-        let cap = cache.capacity
-        let scale = c.attentionScale
         let headDim = c.headDim, valueDim = c.valueDim, heads = c.heads
-        let f16 = Int32(GGMLType.f16.rawValue)
+        let kDim = cache.kDim, vDim = cache.vDim
+        // Gemma scales queries before attention (per llm_build_gemma3_iswa); others scale q·k.
+        let scale: Float = c.scalesQueries ? 1 : c.attentionScale
+        if c.scalesQueries { FloatOps.scale(s.q, by: c.attentionScale, count: n * qDim) }
         pool.parallelFor(n * heads, chunk: 1) { range, thread in
-            let scores = s.scores + thread * cap
+            let q16 = s.half16 + thread * (headDim + valueDim)
+            let acc16 = q16 + headDim
             for task in range {
                 let i = task / heads, hh = task % heads
                 let kvh = hh / group
                 let pos = pos0 + i
                 // per llama.cpp's standard SWA mask: a key at p is visible when pos - p < window
                 let lo = window.map { max(0, pos - $0 + 1) } ?? 0
-                let count = pos - lo + 1
-                let q = s.q + i * qDim + hh * headDim
-                for p in lo...pos {
-                    scores[p - lo] = ck_vec_dot(f16, Int64(headDim), cache.kRow(l, p) + kvh * headDim, q) * scale
-                }
-                FloatOps.softmax(scores, count: count)
-                let out = s.att + i * heads * valueDim + hh * valueDim
-                for d in 0..<valueDim {
-                    out[d] = ck_vec_dot(f16, Int64(count), cache.vColumn(l, kvh * valueDim + d) + lo, scores)
-                }
+                ck_attention_head_f16(s.q + i * qDim + hh * headDim, Int64(headDim), Int64(valueDim),
+                                      cache.kRow(l, 0) + kvh * headDim, kDim,
+                                      cache.vRow(l, 0) + kvh * valueDim, vDim,
+                                      Int64(lo), Int64(pos), scale,
+                                      s.att + i * heads * valueDim + hh * valueDim, q16, acc16)
             }
         }
     }

@@ -35,6 +35,9 @@ public struct DecoderConfig: Sendable, Equatable {
     public var embeddingScale: Float
     /// Scale of q·k before softmax.
     public var attentionScale: Float
+    /// Whether the scale multiplies the queries before attention (Gemma) rather than q·k; the
+    /// product is the same, the f16 rounding of the query is not.
+    public var scalesQueries: Bool
     public var hasQKNorm: Bool
     public var hasPostNorms: Bool
     public var hasQKVBias: Bool
@@ -127,6 +130,7 @@ extension DecoderConfig {
             activation = .geluTanh
             embeddingScale = Float(hiddenSize).squareRoot()
             attentionScale = 1 / Float(headDim).squareRoot()
+            scalesQueries = true
             hasQKNorm = true
             hasPostNorms = true
             hasQKVBias = false
@@ -138,6 +142,7 @@ extension DecoderConfig {
             activation = .silu
             embeddingScale = 1
             attentionScale = 1 / Float(headDim).squareRoot()
+            scalesQueries = false
             hasQKNorm = arch == "qwen3"
             hasPostNorms = false
             hasQKVBias = arch == "qwen2"
