@@ -104,6 +104,77 @@ final class EmbedderTests: XCTestCase {
         }
     }
 
+    /// A scratch model directory that borrows MiniLM's weights and tokenizer (symlinks) with
+    /// our own modules.json, pooling config and sentence_bert_config.json.
+    private func scratchDirectory(modules: String, pooling: String, sbert: String?) throws -> String {
+        let fm = FileManager.default
+        let model = try TestPaths.model("all-minilm-l6-v2")
+        let dir = fm.temporaryDirectory.appendingPathComponent("embedder-\(UUID())").path
+        try fm.createDirectory(atPath: dir + "/1_Pooling", withIntermediateDirectories: true)
+        for f in ["config.json", "model.safetensors", "tokenizer.json"] {
+            try fm.createSymbolicLink(atPath: dir + "/" + f, withDestinationPath: model + "/" + f)
+        }
+        try Data(modules.utf8).write(to: URL(fileURLWithPath: dir + "/modules.json"))
+        try Data(pooling.utf8).write(to: URL(fileURLWithPath: dir + "/1_Pooling/config.json"))
+        if let sbert { try Data(sbert.utf8).write(to: URL(fileURLWithPath: dir + "/sentence_bert_config.json")) }
+        addTeardownBlock { try? fm.removeItem(atPath: dir) }
+        return dir
+    }
+
+    private let transformerAndPooling = """
+        [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+         {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}
+        """
+
+    func testOtherPoolingAndLimitsFromConfig() throws {
+        // CLS pooling, no Normalize module, max_seq_length 16: the embedding is the raw [CLS]
+        // row of the encoder's last hidden state.
+        let dir = try scratchDirectory(modules: transformerAndPooling + "]",
+                                       pooling: #"{"word_embedding_dimension": 384, "pooling_mode_cls_token": true}"#,
+                                       sbert: #"{"max_seq_length": 16, "do_lower_case": false}"#)
+        let e = try Embedder(directory: dir, threads: 1)
+        XCTAssertEqual(e.pooling, .cls)
+        XCTAssertFalse(e.normalize)
+        XCTAssertEqual(e.maxTokens, 16)
+        let text = "A man is eating food."
+        let ids = try e.tokens(text)
+        let hidden = try e.model.forward(ids: ids)
+        XCTAssertEqual(try e.embed(text), Array(hidden.prefix(384)))
+        XCTAssertThrowsError(try e.embed(Array(repeating: "hello", count: 15).joined(separator: " "))) {
+            XCTAssertEqual($0 as? EmbedderError, .tooLong(tokens: 17, max: 16))
+        }
+
+        // Max pooling: the per-dimension maximum over all tokens, [CLS] and [SEP] included.
+        let maxDir = try scratchDirectory(modules: transformerAndPooling + "]",
+                                          pooling: #"{"pooling_mode_max_tokens": true}"#, sbert: nil)
+        let m = try Embedder(directory: maxDir, threads: 1)
+        XCTAssertEqual(m.maxTokens, 512)  // no sentence_bert_config.json: the model's positions
+        let pooled = try m.embed(text)
+        for j in [0, 100, 383] {
+            XCTAssertEqual(pooled[j], stride(from: j, to: hidden.count, by: 384).map { hidden[$0] }.max())
+        }
+    }
+
+    func testUnsupportedModulesAreClearErrors() throws {
+        let dense = try scratchDirectory(
+            modules: transformerAndPooling + #", {"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"}]"#,
+            pooling: #"{"pooling_mode_mean_tokens": true}"#, sbert: nil)
+        XCTAssertThrowsError(try Embedder(directory: dense, threads: 1)) { error in
+            guard case .unsupported? = error as? EmbedderError else { return XCTFail("\(error)") }
+            XCTAssertTrue("\(error)".contains("Dense"), "\(error)")
+        }
+        let twoModes = try scratchDirectory(modules: transformerAndPooling + "]",
+                                            pooling: #"{"pooling_mode_mean_tokens": true, "pooling_mode_max_tokens": true}"#, sbert: nil)
+        XCTAssertThrowsError(try Embedder(directory: twoModes, threads: 1)) { error in
+            XCTAssertTrue("\(error)".contains("2 pooling modes"), "\(error)")
+        }
+        let weighted = try scratchDirectory(modules: transformerAndPooling + "]",
+                                            pooling: #"{"pooling_mode_weightedmean_tokens": true}"#, sbert: nil)
+        XCTAssertThrowsError(try Embedder(directory: weighted, threads: 1)) { error in
+            XCTAssertTrue("\(error)".contains("weightedmean"), "\(error)")
+        }
+    }
+
     /// Throughput for 100 short sentences in one call (printed; compare release builds).
     func testThroughputShortSentences() throws {
         let e = try embedder()
