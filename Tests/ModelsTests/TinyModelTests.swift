@@ -178,4 +178,28 @@ final class TinyModelTests: XCTestCase {
         try assertWindowMatters("gemma3")
         try check("gemma3")
     }
+
+    /// Gemma 3 27B scales attention by (hidden/heads)^-½, not head_dim^-½ (HF's
+    /// query_pre_attn_scalar = 168; llama.cpp keys on its 62 layers). Config only: a 62-layer
+    /// model is too big for a fixture.
+    func testGemma3AttentionScaleFollowsQueryPreAttnScalar() throws {
+        func config(layers: Int, hidden: Int, heads: Int, headDim: Int) throws -> DecoderConfig {
+            var w = GGUFWriter()
+            w.addMetadata("general.architecture", .string("gemma3"))
+            for (k, v) in [("embedding_length", hidden), ("block_count", layers), ("attention.head_count", heads),
+                           ("attention.head_count_kv", 16), ("attention.key_length", headDim),
+                           ("attention.value_length", headDim), ("feed_forward_length", 4 * hidden),
+                           ("context_length", 131072), ("vocab_size", 262208), ("attention.sliding_window", 1024)] {
+                w.addMetadata("gemma3.\(k)", .uint32(UInt32(v)))
+            }
+            let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("g3-\(UUID()).gguf").path
+            try w.write(to: tmp)
+            defer { try? FileManager.default.removeItem(atPath: tmp) }
+            return try DecoderConfig(gguf: GGUFFile(path: tmp))
+        }
+        let g27 = try config(layers: 62, hidden: 5376, heads: 32, headDim: 128)
+        XCTAssertEqual(g27.attentionScale, 1 / Float(168).squareRoot(), accuracy: 1e-7)
+        let g12 = try config(layers: 48, hidden: 3840, heads: 16, headDim: 256)
+        XCTAssertEqual(g12.attentionScale, 1 / Float(256).squareRoot(), accuracy: 1e-7)
+    }
 }
