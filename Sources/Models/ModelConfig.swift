@@ -129,7 +129,10 @@ extension DecoderConfig {
             ropeStyle = .neox
             activation = .geluTanh
             embeddingScale = Float(hiddenSize).squareRoot()
-            attentionScale = 1 / Float(headDim).squareRoot()
+            // HF scales by query_pre_attn_scalar^-½, which GGUF doesn't carry. It equals head_dim
+            // in every Gemma 3 except the 27B (62 layers), where it is hidden/heads (168 ≠ 128);
+            // llama.cpp's llama_model_gemma3 keys on the layer count the same way.
+            attentionScale = 1 / Float(layers == 62 ? hiddenSize / heads : headDim).squareRoot()
             scalesQueries = true
             hasQKNorm = true
             hasPostNorms = true
