@@ -11,12 +11,14 @@ import TestSupport
 /// sliding window, Qwen2's QKV bias, Qwen3's q/k norm).
 final class TinyModelTests: XCTestCase {
     /// |our logit − HF float32 logit| for F32 weights. F32 weights use F32 dot products; what
-    /// remains is the KV cache holding K and V in f16 (llama.cpp's default). Logits here have a
-    /// standard deviation of 3–6; the generator measures the f16 effect at ≤ 0.006 on these
-    /// fixtures (`engine_rounding_max_abs_diff`).
-    static let f32Tolerance: Float = 1e-2
-    /// |our logit − HF logit with our roundings emulated| (f16 K after RoPE and V; Q8_0 matmul
-    /// inputs for quantized weights). Only summation order and RoPE-angle arithmetic differ, so
+    /// remains is attention's f16 roundings, the ones llama.cpp's CPU flash attention makes: K and
+    /// V cached in f16, the query rounded to f16 and V summed in f16. Logits here have a standard
+    /// deviation of 3–6; the generator measures that effect at ≤ 0.0125 on these fixtures
+    /// (`engine_rounding_max_abs_diff`, 0.0123 for llama), so the bar is 2e-2. The strict check is
+    /// the emulated comparison below.
+    static let f32Tolerance: Float = 2e-2
+    /// |our logit − HF logit with our roundings emulated| (f16 K after RoPE and V, f16 query and
+    /// f16 sum of V in an online softmax; Q8_0 matmul inputs for quantized weights). Only summation order and RoPE-angle arithmetic differ, so
     /// most positions agree to ~1e-5 — except where an element sits within ~1e-6 of an f16
     /// rounding midpoint and rounds the other way: one such K element (mistral, layer 0,
     /// position 9) moves later logits by 1.0e-3, the largest we measure. A Q8_0 model, ~0.3 from
