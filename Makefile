@@ -21,11 +21,13 @@ models:
 build-release: deps
 	$(SWIFT_RELEASE)
 
-## run: set up, then show the default model (serving arrives with the server issue)
+## run: set up, then run the default model (serving arrives with the server work; then this serves)
 run: deps models build-release
-	.build/release/steward inspect smollm2-135m-instruct
+	.build/release/steward inspect smollm2-135m-instruct --no-digest
 	@echo
-	@printf 'Hello' | .build/release/steward tokenize --model smollm2-135m-instruct
+	.build/release/steward run --model smollm2-135m-instruct --max-tokens 64 --prompt "In two sentences, what is a language model?"
+	@echo
+	@echo "Chat with it: .build/release/steward chat --model smollm2-135m-instruct"
 
 ## test: the same set-up, then the whole suite (real models, optimized build)
 test: deps models
