@@ -100,7 +100,12 @@ final class ChatTmuxTests: XCTestCase {
 
         let command = "'\(binary)' chat --model smollm2-135m-instruct --temperature 0 --max-tokens 16; echo \"[steward exited $?]\"; sleep 600"
         try tmux(["new-session", "-d", "-s", session, "-x", "220", "-y", "60", command])
-        defer { _ = try? tmux(["kill-server"]) }  // our own server, on our own socket
+        defer {
+            // Our own server, on our own socket; tmux can leave the socket file behind.
+            _ = try? tmux(["kill-server"])
+            let dir = ProcessInfo.processInfo.environment["TMUX_TMPDIR"] ?? "/tmp"
+            unlink("\(dir)/tmux-\(getuid())/\(socket)")
+        }
 
         _ = try waitFor("the first prompt") { $0.contains("steward chat:") && promptCount($0) >= 1 }
 
