@@ -25,12 +25,13 @@ public enum StewardCLI {
         ChatCommand(),
         PerplexityCommand(),
         BenchCommand(),
+        TokenizerBenchCommand(),
     ]
 
     static var topHelp: String {
         var s = "steward \(version): run open-weight models on your own machines\n\nUsage: steward <command> [options]\n\nCommands:\n"
         for c in commands {
-            s += "  " + c.spec.name.padding(toLength: 12, withPad: " ", startingAt: 0) + c.spec.summary + "\n"
+            s += "  " + c.spec.name.padding(toLength: 16, withPad: " ", startingAt: 0) + c.spec.summary + "\n"
         }
         s += "\nRun 'steward <command> --help' for a command's options.\n"
         return s
