@@ -2,8 +2,9 @@
 SHELL := /bin/bash
 STEWARD_HOME ?= $(HOME)/.cache/steward
 export STEWARD_HOME
-# Debian packages the build links against (C libraries through .systemLibrary targets).
-DEB_PACKAGES := libssl-dev
+# Debian packages: what the build links against (C libraries through .systemLibrary targets),
+# and tmux for the terminal chat test.
+DEB_PACKAGES := libssl-dev tmux
 SWIFT_RELEASE := swift build -c release
 HOST ?= 127.0.0.1
 PORT ?= 8080

@@ -18,12 +18,12 @@ public enum Perplexity {
                                progress: (Int, Int, Double) -> Void = { _, _, _ in }) throws -> Result {
         let tok = session.tokenizer
         let tokens = tok.encode(text, addBOS: nil, parseSpecial: true)
-        guard context >= 8 else { throw GenerationError.invalidParameter("perplexity context must be at least 8 tokens") }
+        guard context >= 8 else { throw GenerationError.invalidInput("perplexity context must be at least 8 tokens") }
         guard context <= session.contextLength else {
-            throw GenerationError.invalidParameter("perplexity context \(context) exceeds the session's \(session.contextLength)")
+            throw GenerationError.invalidInput("perplexity context \(context) exceeds the session's \(session.contextLength)")
         }
         guard tokens.count >= 2 * context else {
-            throw GenerationError.invalidParameter("the text has \(tokens.count) tokens; perplexity needs at least \(2 * context) (2 × context)")
+            throw GenerationError.invalidInput("the text has \(tokens.count) tokens; perplexity needs at least \(2 * context) (2 × context)")
         }
         let chunks = tokens.count / context
         let first = context / 2
@@ -45,7 +45,7 @@ public enum Perplexity {
                     var sum: Double = 0
                     for v in row { sum += Foundation.exp(Double(v - mx)) }
                     let lp = Double(row[target] - mx) - Foundation.log(sum)
-                    guard lp.isFinite else { throw GenerationError.invalidParameter("non-finite log-probability at chunk \(ch), position \(i)") }
+                    guard lp.isFinite else { throw GenerationError.invalidInput("non-finite log-probability at chunk \(ch), position \(i)") }
                     nll -= lp
                     count += 1
                 }
