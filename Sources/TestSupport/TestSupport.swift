@@ -42,3 +42,23 @@ public enum TestSupportError: Error, CustomStringConvertible {
         switch self { case let .missing(s): return s }
     }
 }
+
+/// Deterministic generator (SplitMix64) shared by the test suites, so failures reproduce on
+/// every platform.
+public struct SplitMix64: RandomNumberGenerator, Sendable {
+    public var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    public mutating func byte() -> UInt8 { UInt8(truncatingIfNeeded: next()) }
+    /// Uniform in [lo, hi) with 24 bits.
+    public mutating func uniform(_ lo: Float, _ hi: Float) -> Float {
+        lo + (hi - lo) * Float(next() >> 40) / Float(1 << 24)
+    }
+    public mutating func floats(_ n: Int, scale: Float = 1) -> [Float] { (0..<n).map { _ in uniform(-scale, scale) } }
+}

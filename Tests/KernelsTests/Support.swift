@@ -2,23 +2,12 @@ import CKernels
 import Foundation
 import Kernels
 import ModelFiles
+import TestSupport
 
-/// Deterministic generator (SplitMix64) so failures reproduce.
-struct Rand {
-    var state: UInt64
-    init(_ seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func byte() -> UInt8 { UInt8(truncatingIfNeeded: next()) }
-    mutating func uniform(_ lo: Float, _ hi: Float) -> Float {
-        lo + (hi - lo) * Float(next() >> 40) / Float(1 << 24)
-    }
-    mutating func floats(_ n: Int, scale: Float = 1) -> [Float] { (0..<n).map { _ in uniform(-scale, scale) } }
+/// The shared SplitMix64 generator, under the short name these tests use.
+typealias Rand = SplitMix64
+extension SplitMix64 {
+    init(_ seed: UInt64) { self.init(seed: seed) }
 }
 
 /// Byte offsets of the f16 fields in each block type (ggml-common.h layouts).
