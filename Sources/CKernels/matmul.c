@@ -29,7 +29,7 @@ static int64_t tile_rows(size_t w_row) {
     int64_t r = (int64_t)(16384 / (w_row ? w_row : 1));
     if (r < 1) r = 1;
     if (r > 64) r = 64;
-    return r;
+    return r < 4 ? r : r / 4 * 4;  // whole groups for the 4-row kernels
 }
 
 static void matmul_task(void *vctx, int64_t b, int64_t e, int thread) {
@@ -45,9 +45,8 @@ static void matmul_task(void *vctx, int64_t b, int64_t e, int thread) {
         int64_t r1 = r0 + tr < e ? r0 + tr : e;
         for (int64_t t0 = 0; t0 < j->ntok; t0 += tt) {
             int64_t t1 = t0 + tt < j->ntok ? t0 + tt : j->ntok;
-            for (int64_t r = r0; r < r1; r++)
-                ck_vec_dot_multi(j->type, j->cols, j->w + r * j->w_row, j->a + t0 * j->a_row, j->a_row,
-                                 t1 - t0, j->y + t0 * j->rows + r, j->rows);
+            ck_vec_dot_tile(j->type, j->cols, j->w + r0 * j->w_row, j->w_row, r1 - r0, j->a + t0 * j->a_row,
+                            j->a_row, t1 - t0, j->y + t0 * j->rows + r0, j->rows);
         }
     }
 }

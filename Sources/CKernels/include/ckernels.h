@@ -60,6 +60,12 @@ float ck_vec_dot_scalar(int weight_type, int64_t n, const void *w, const void *a
 void ck_vec_dot_multi(int weight_type, int64_t n, const void *w, const void *a, size_t a_stride,
                       int64_t ntok, float *out, int64_t out_stride);
 
+/// Dots of `nrows` weight rows (`w_stride` bytes apart) with `ntok` activation rows (`a_stride`
+/// bytes apart), to out[t * out_stride + r]. Takes 4 rows × 4 tokens at a time where a kernel
+/// exists (prefill), so each unpacked weight block serves four tokens and each activation block
+/// four rows.
+void ck_vec_dot_tile(int weight_type, int64_t n, const void *w, size_t w_stride, int64_t nrows,
+                     const void *a, size_t a_stride, int64_t ntok, float *out, int64_t out_stride);
 /// Dots of `nrows` weight rows (`w_stride` bytes apart) with one activation row, to out[0..<nrows].
 /// Takes 4 rows at a time where a kernel exists (decode).
 void ck_vec_dot_rows(int weight_type, int64_t n, const void *w, size_t w_stride, int64_t nrows,
