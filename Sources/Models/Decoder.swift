@@ -217,7 +217,7 @@ public final class DecoderModel: @unchecked Sendable {
         let cap = cache.capacity
         let scale = c.attentionScale
         let headDim = c.headDim, valueDim = c.valueDim, heads = c.heads
-        let f16 = Int32(GGMLType.f16.rawValue)
+        let kStride = Int64(c.kvHeads * headDim)
         pool.parallelFor(n * heads, chunk: 1) { range, thread in
             let scores = s.scores + thread * cap
             for task in range {
@@ -228,14 +228,11 @@ public final class DecoderModel: @unchecked Sendable {
                 let lo = window.map { max(0, pos - $0 + 1) } ?? 0
                 let count = pos - lo + 1
                 let q = s.q + i * qDim + hh * headDim
-                for p in lo...pos {
-                    scores[p - lo] = ck_vec_dot(f16, Int64(headDim), cache.kRow(l, p) + kvh * headDim, q) * scale
-                }
-                FloatOps.softmax(scores, count: count)
                 let out = s.att + i * heads * valueDim + hh * valueDim
-                for d in 0..<valueDim {
-                    out[d] = ck_vec_dot(f16, Int64(count), cache.vColumn(l, kvh * valueDim + d) + lo, scores)
-                }
+                // scores, softmax and the weighted sum of values in one C call (ckernels.h)
+                ck_attention_f16(q, cache.kRow(l, lo) + kvh * headDim, kStride,
+                                 cache.vColumn(l, kvh * valueDim) + lo, Int64(cap),
+                                 Int64(headDim), Int64(valueDim), Int64(count), scale, scores, out)
             }
         }
     }

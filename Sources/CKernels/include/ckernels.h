@@ -98,6 +98,18 @@ size_t ck_matmul_scratch_bytes(int weight_type, int64_t cols, int64_t ntok);
 int ck_matmul(ck_pool *pool, int weight_type, const void *w, int64_t rows, int64_t cols,
               const float *x, int64_t ntok, float *y, void *scratch);
 
+// ---- attention ----------------------------------------------------------------------------
+/// One query head (q: head_dim floats) over `count` cached positions: K rows of head_dim f16
+/// values `k_stride` elements apart; V transposed, value_dim rows of `count` f16 values
+/// `vt_stride` elements apart. scores[p] = scale · q·k_p, softmax over p (`scores` is scratch
+/// of `count` floats and ends holding the weights), out[d] = Σ_p scores[p] · v[d][p].
+void ck_attention_f16(const float *q, const uint16_t *k, int64_t k_stride, const uint16_t *vt, int64_t vt_stride,
+                      int64_t head_dim, int64_t value_dim, int64_t count, float scale, float *scores, float *out);
+/// The scalar twin.
+void ck_attention_f16_scalar(const float *q, const uint16_t *k, int64_t k_stride, const uint16_t *vt,
+                             int64_t vt_stride, int64_t head_dim, int64_t value_dim, int64_t count,
+                             float scale, float *scores, float *out);
+
 // ---- float ops ----------------------------------------------------------------------------
 /// y = x / sqrt(mean(x²) + eps) * w (w may be NULL). x and y may alias.
 void ck_rmsnorm(const float *x, const float *w, float *y, int64_t n, float eps);
