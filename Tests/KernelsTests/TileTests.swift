@@ -38,3 +38,42 @@ final class TileTests: XCTestCase {
         }
     }
 }
+
+final class MatmulManyTests: XCTestCase {
+    /// Several matrices over one input give exactly what separate products give, for decode
+    /// and batches, with shared and with differing activation types, on one and two threads.
+    func testMatmulManyEqualsSeparateProducts() throws {
+        var r = Rand(21)
+        let cols = 256
+        for types in [[GGMLType.q4_1, .q4_1, .q4_1], [.q5_0, .q8_0, .q5_0], [.q4_K, .q6_K], [.q5_0, .q4_K]] {
+            let shapes = types.enumerated().map { ($0.element, [64, 20, 36][$0.offset % 3]) }
+            let data = shapes.map { (t, rows) in (0..<rows).flatMap { _ in randomRow(t, cols, &r) } }
+            for threads in [1, 2] {
+                let c = Compute(threads: threads)
+                for tokens in [1, 5, 19] {
+                    let x = r.floats(tokens * cols, scale: 2)
+                    try withMatrices(shapes, data, cols) { ms in
+                        let want = try ms.map { try c.matmul($0, x: x, tokens: tokens) }
+                        var got = ms.map { [Float](repeating: .nan, count: tokens * $0.rows) }
+                        let ptrs = got.indices.map { i in UnsafeMutablePointer<Float>.allocate(capacity: got[i].count) }
+                        defer { ptrs.forEach { $0.deallocate() } }
+                        x.withUnsafeBufferPointer { c.matmul(ms, x: $0.baseAddress!, tokens: tokens, ys: ptrs) }
+                        for i in got.indices { got[i] = Array(UnsafeBufferPointer(start: ptrs[i], count: got[i].count)) }
+                        XCTAssertEqual(got, want, "\(types) threads \(threads) tokens \(tokens)")
+                    }
+                }
+            }
+        }
+    }
+
+    func withMatrices(_ shapes: [(GGMLType, Int)], _ data: [[UInt8]], _ cols: Int, _ body: ([QuantizedMatrix]) throws -> Void) throws {
+        let bufs = data.map { d -> UnsafeMutableRawBufferPointer in
+            let b = UnsafeMutableRawBufferPointer.allocate(byteCount: d.count, alignment: 64)
+            b.copyBytes(from: d)
+            return b
+        }
+        defer { bufs.forEach { $0.deallocate() } }
+        let ms = try zip(shapes, bufs).map { try QuantizedMatrix(type: $0.0.0, rows: $0.0.1, cols: cols, bytes: UnsafeRawBufferPointer($0.1)) }
+        try body(ms)
+    }
+}

@@ -98,6 +98,15 @@ size_t ck_matmul_scratch_bytes(int weight_type, int64_t cols, int64_t ntok);
 int ck_matmul(ck_pool *pool, int weight_type, const void *w, int64_t rows, int64_t cols,
               const float *x, int64_t ntok, float *y, void *scratch);
 
+/// Most matrices ck_matmul_many takes at once.
+#define CK_MATMUL_MANY_MAX 8
+/// ys[i] (ntok x rows[i]) = X (ntok x cols) · W_iᵀ for `count` matrices over the same input (e.g.
+/// q, k and v): the activations are quantized once when the matrices share an activation type,
+/// and all rows run in one parallel loop. scratch: ck_matmul_scratch_bytes of types[0] (any of
+/// them when the activation types differ). Returns 0, or -1 for a bad type, shape or count.
+int ck_matmul_many(ck_pool *pool, int count, const int *types, const void *const *ws, const int64_t *rows,
+                   int64_t cols, const float *x, int64_t ntok, float *const *ys, void *scratch);
+
 // ---- attention ----------------------------------------------------------------------------
 /// One query head (q: head_dim floats) over `count` cached positions: K rows of head_dim f16
 /// values `k_stride` elements apart; V transposed, value_dim rows of `count` f16 values
