@@ -45,7 +45,7 @@ void ck_attention_head_f16_scalar(const float *q, int64_t dk, int64_t dv, const 
         const uint16_t *vr = v + (size_t)p * v_stride;
         for (int64_t d = 0; d < dv; d++)
             acc16[d] = ck_f32_to_f16(fmaf(ck_f16_to_f32(vr[d]), vs, ck_f16_to_f32(acc16[d])));
-        S = S * ms + vs;
+        S = fmaf(S, ms, vs);  // as GCC contracts ggml's S*ms + vs
     }
     const float inv = S == 0.0f ? 0.0f : 1.0f / S;
     for (int64_t d = 0; d < dv; d++) out[d] = ck_f16_to_f32(acc16[d]) * inv;
@@ -92,7 +92,8 @@ static CK_AVX2 void mad_f16_avx2(int64_t n, uint16_t *y, const uint16_t *x, floa
         __m256 ay = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(y + i)));
         _mm_storeu_si128((__m128i *)(y + i), _mm256_cvtps_ph(_mm256_fmadd_ps(ax, vv, ay), 0));
     }
-    for (; i < n; i++) y[i] = ck_f32_to_f16(ck_f16_to_f32(y[i]) + ck_f16_to_f32(x[i]) * v);
+    // tail: the same fused multiply-add as the vector lanes (and the scalar twin)
+    for (; i < n; i++) y[i] = ck_f32_to_f16(fmaf(ck_f16_to_f32(x[i]), v, ck_f16_to_f32(y[i])));
 }
 
 static CK_AVX2 void to_f16_avx2(int64_t n, const float *x, uint16_t *y) {
@@ -119,7 +120,7 @@ static CK_AVX2 void attention_head_avx2(const float *q, int64_t dk, int64_t dv, 
             vs = expf(s - M);
         }
         mad_f16_avx2(dv, acc16, v + (size_t)p * v_stride, vs);
-        S = S * ms + vs;
+        S = fmaf(S, ms, vs);  // as GCC contracts ggml's S*ms + vs
     }
     const float inv = S == 0.0f ? 0.0f : 1.0f / S;
     int64_t d = 0;

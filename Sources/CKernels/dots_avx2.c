@@ -168,20 +168,15 @@ static inline CK_AVX2 __m128 load_2h(const void *p) {
 // The per-32 kernels below run two blocks per iteration into two accumulators: the FMA into
 // a single accumulator is a 4-cycle dependency chain, longer than the rest of a block's work.
 
+static CK_AVX2 void rows_q8_0(int64_t n, const uint8_t *w, size_t wstride, const blk_q8_0 *y, float *out);
+
 CK_AVX2 float ck_dot_q8_0_avx2(int64_t n, const void *vx, const void *vy) {
-    // One accumulator chain, block after block, as ggml_vec_dot_q8_0_q8_0 (and rows_q8_0)
-    // sum: every path must round the same way so batch and single-token results agree.
-    const blk_q8_0 *x = vx;
-    const blk_q8_0 *y = vy;
-    __m256 acc = _mm256_setzero_ps();
-    const int64_t nb = n / QK;
-    for (int64_t i = 0; i < nb; i++) {
-        __m256i qx = _mm256_loadu_si256((const __m256i *)x[i].qs);
-        __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
-        __m256 p = _mm256_cvtepi32_ps(dot_i8_i8(qx, qy));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(hf(x[i].d) * hf(y[i].d)), p, acc);
-    }
-    return hsum_ps(acc);
+    // The 4-row decode kernel with all four rows the same row (stride 0): a row's sum never
+    // mixes with the others', so this rounds exactly as decode does, and batches of any size
+    // give the same logits as token-by-token decode.
+    float out[4];
+    rows_q8_0(n, (const uint8_t *)vx, 0, (const blk_q8_0 *)vy, out);
+    return out[0];
 }
 
 CK_AVX2 float ck_dot_q4_0_avx2(int64_t n, const void *vx, const void *vy) {
@@ -450,23 +445,6 @@ float ck_vec_dot(int type, int64_t n, const void *w, const void *a) {
 #define NT 4
 #define ACT(t, type) ((const type *)(a + (size_t)(t) * astride))
 
-static CK_AVX2 void multi_q8_0(int64_t n, const blk_q8_0 *x, const uint8_t *a, size_t astride, float *out, int64_t os) {
-    __m256 acc[NT];
-    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / QK; i++) {
-        __m256i qx = _mm256_loadu_si256((const __m256i *)x[i].qs);
-        __m256i ax = _mm256_sign_epi8(qx, qx);
-        const float dx = hf(x[i].d);
-        for (int t = 0; t < NT; t++) {
-            const blk_q8_0 *y = ACT(t, blk_q8_0) + i;
-            __m256i sy = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)y->qs), qx);
-            __m256 p = _mm256_cvtepi32_ps(dot_u8_i8(ax, sy));
-            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dx * hf(y->d)), p, acc[t]);
-        }
-    }
-    for (int t = 0; t < NT; t++) out[t * os] = hsum_ps(acc[t]);
-}
-
 static CK_AVX2 void multi_q5_0(int64_t n, const blk_q5_0 *x, const uint8_t *a, size_t astride, float *out, int64_t os) {
     __m256 acc[NT];
     for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
@@ -587,73 +565,105 @@ static CK_AVX2 void multi_q6_K(int64_t n, const blk_q6_K *x, const uint8_t *a, s
 #define NR 4
 #define WROW(r, type) ((const type *)(w + (size_t)(r) * wstride))
 
-// dx of 4 rows' block i times dy, as 4 floats.
-static inline CK_AVX2 __m128 scales4(const uint8_t *w, size_t wstride, size_t bbytes, int64_t i, float dy) {
+
+// Sum the 8 int32 lanes of each of four vectors in pairs so that lanes [0..3] and [4..7] of the
+// result each hold (partial sums of) rows 0..3: the rows then share one conversion and one FMA
+// against [s0 s1 s2 s3 s0 s1 s2 s3] instead of paying both per row.
+static inline CK_AVX2 __m256i reduce4_epi32(__m256i p0, __m256i p1, __m256i p2, __m256i p3) {
+    __m256i t0 = _mm256_add_epi32(_mm256_unpacklo_epi32(p0, p1), _mm256_unpackhi_epi32(p0, p1));
+    __m256i t1 = _mm256_add_epi32(_mm256_unpacklo_epi32(p2, p3), _mm256_unpackhi_epi32(p2, p3));
+    return _mm256_add_epi32(_mm256_unpacklo_epi64(t0, t1), _mm256_unpackhi_epi64(t0, t1));
+}
+
+// Lanes 0..3 plus lanes 4..7 of acc, to out[0..3].
+static inline CK_AVX2 void store_halves_sum(__m256 acc, float *out) {
+    _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1)));
+}
+
+// 16 nibbles of two weight blocks, row a's in the low 128 bits and row b's in the high:
+// low nibbles (elements 0..15) to *lo, high nibbles (elements 16..31) to *hi.
+static inline CK_AVX2 void nibbles_2rows(const uint8_t *a, const uint8_t *b, __m256i *lo, __m256i *hi) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)a)),
+                                        _mm_loadu_si128((const __m128i *)b), 1);
+    *lo = _mm256_and_si256(v, m4);
+    *hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+}
+
+// The 4-byte heads (d, or d and m) of block i of 4 rows as 8 floats (f16 pairs converted).
+static inline CK_AVX2 __m256 heads4(const uint8_t *w, size_t wstride, size_t bbytes, int64_t i) {
+    const uint8_t *p = w + (size_t)i * bbytes;
+    int h0, h1, h2, h3;
+    memcpy(&h0, p, 4); memcpy(&h1, p + wstride, 4); memcpy(&h2, p + 2 * wstride, 4); memcpy(&h3, p + 3 * wstride, 4);
+    return _mm256_cvtph_ps(_mm_setr_epi32(h0, h1, h2, h3));
+}
+
+// d of block i of 4 rows (f16 at the block start) as 4 floats.
+static inline CK_AVX2 __m128 d4(const uint8_t *w, size_t wstride, size_t bbytes, int64_t i) {
     const uint8_t *p = w + (size_t)i * bbytes;
     uint16_t h0, h1, h2, h3;
     memcpy(&h0, p, 2); memcpy(&h1, p + wstride, 2); memcpy(&h2, p + 2 * wstride, 2); memcpy(&h3, p + 3 * wstride, 2);
     __m128i v = _mm_cvtsi32_si128(h0 | ((int)h1 << 16));
     v = _mm_insert_epi32(v, h2 | ((int)h3 << 16), 1);
-    return _mm_mul_ps(_mm_cvtph_ps(v), _mm_set1_ps(dy));
-}
-
-static inline CK_AVX2 __m256 lane(__m128 v, int r) {
-    return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(v), _mm256_set1_epi32(r));
+    return _mm_cvtph_ps(v);
 }
 
 static CK_AVX2 void rows_q8_0(int64_t n, const uint8_t *w, size_t wstride, const blk_q8_0 *y, float *out) {
-    __m256 acc[NR];
-    for (int r = 0; r < NR; r++) acc[r] = _mm256_setzero_ps();
+    __m256 acc = _mm256_setzero_ps();
+    const __m256i ones = _mm256_set1_epi16(1);
     for (int64_t i = 0; i < n / QK; i++) {
+        // maddubs needs one unsigned operand: |x|, and y with x's sign (exact for any weight
+        // byte, -128 included, since activations stay within ±127).
         __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
-        __m128 sc = scales4(w, wstride, sizeof(blk_q8_0), i, hf(y[i].d));
+        __m256i p[NR];
         for (int r = 0; r < NR; r++) {
             __m256i qx = _mm256_loadu_si256((const __m256i *)WROW(r, blk_q8_0)[i].qs);
-            acc[r] = _mm256_fmadd_ps(lane(sc, r), _mm256_cvtepi32_ps(dot_i8_i8(qx, qy)), acc[r]);
+            p[r] = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(qx), _mm256_sign_epi8(qy, qx)), ones);
         }
+        __m128 sc = _mm_mul_ps(d4(w, wstride, sizeof(blk_q8_0), i), _mm_set1_ps(hf(y[i].d)));
+        acc = _mm256_fmadd_ps(_mm256_set_m128(sc, sc), _mm256_cvtepi32_ps(reduce4_epi32(p[0], p[1], p[2], p[3])), acc);
     }
-    for (int r = 0; r < NR; r++) out[r] = hsum_ps(acc[r]);
+    store_halves_sum(acc, out);
 }
 
-static CK_AVX2 void rows_q5_0(int64_t n, const uint8_t *w, size_t wstride, const blk_q8_0 *y, float *out) {
-    __m256 acc[NR];
-    for (int r = 0; r < NR; r++) acc[r] = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / QK; i++) {
-        // Codes are within [-16, 15], so the sign can move onto them and |qy| is shared.
-        __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
-        __m256i ay = _mm256_sign_epi8(qy, qy);
-        __m128 sc = scales4(w, wstride, sizeof(blk_q5_0), i, hf(y[i].d));
-        for (int r = 0; r < NR; r++) {
-            __m256i qx = q5_0_codes(&WROW(r, blk_q5_0)[i]);
-            __m256i p = dot_u8_i8(ay, _mm256_sign_epi8(qx, qy));
-            acc[r] = _mm256_fmadd_ps(lane(sc, r), _mm256_cvtepi32_ps(p), acc[r]);
-        }
-    }
-    for (int r = 0; r < NR; r++) out[r] = hsum_ps(acc[r]);
+// Q5_0 codes as unsigned bytes q | bit<<4 in [0, 31] (the signed code plus 16).
+static inline CK_AVX2 __m256i q5_0_ucodes(const blk_q5_0 *b) {
+    __m256i hi = _mm256_and_si256(bits_to_bytes(b->qh), _mm256_set1_epi8(0x10));
+    return _mm256_or_si256(unpack_nibbles(b->qs), hi);
 }
+
+static CK_AVX2 void rows_q5_0(int64_t n, const uint8_t *w, size_t wstride, const blk_q8_0 *y, float *out);
 
 static CK_AVX2 void rows_q4_1(int64_t n, const uint8_t *w, size_t wstride, const blk_q8_1 *y, float *out) {
-    __m256 acc[NR];
-    __m128 summ = _mm_setzero_ps();
-    for (int r = 0; r < NR; r++) acc[r] = _mm256_setzero_ps();
+    // Two rows share a vector: row r's 16 code bytes in the low half, row r+1's in the high;
+    // the activation halves are broadcast to match, so one maddubs covers two rows.
+    __m256 acc01 = _mm256_setzero_ps(), acc23 = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
+    const __m256i ones = _mm256_set1_epi16(1);
+    const __m256i pick01 = _mm256_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2), pick23 = _mm256_setr_epi32(4, 4, 4, 4, 6, 6, 6, 6);
     for (int64_t i = 0; i < n / QK; i++) {
-        __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
+        __m256i ylo = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)y[i].qs));
+        __m256i yhi = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(y[i].qs + 16)));
         __m128 ds = load_2h(&y[i].d);
-        __m128 sc = scales4(w, wstride, sizeof(blk_q4_1), i, _mm_cvtss_f32(ds));
-        // mins: m of each row times the block sum s
-        const uint8_t *p = w + (size_t)i * sizeof(blk_q4_1) + 2;
-        uint16_t m0, m1, m2, m3;
-        memcpy(&m0, p, 2); memcpy(&m1, p + wstride, 2); memcpy(&m2, p + 2 * wstride, 2); memcpy(&m3, p + 3 * wstride, 2);
-        __m128i mv = _mm_insert_epi32(_mm_cvtsi32_si128(m0 | ((int)m1 << 16)), m2 | ((int)m3 << 16), 1);
-        summ = _mm_fmadd_ps(_mm_cvtph_ps(mv), _mm_shuffle_ps(ds, ds, 0x55), summ);
-        for (int r = 0; r < NR; r++) {
-            __m256i qx = unpack_nibbles(WROW(r, blk_q4_1)[i].qs);
-            acc[r] = _mm256_fmadd_ps(lane(sc, r), _mm256_cvtepi32_ps(dot_u8_i8(qx, qy)), acc[r]);
-        }
+        // [d0·dy, m0·s, d1·dy, m1·s, ...]
+        __m256 dm = _mm256_mul_ps(heads4(w, wstride, sizeof(blk_q4_1), i),
+                                  _mm256_castpd_ps(_mm256_broadcastsd_pd(_mm_castps_pd(ds))));
+        accm = _mm256_fmadd_ps(heads4(w, wstride, sizeof(blk_q4_1), i),
+                               _mm256_castpd_ps(_mm256_broadcastsd_pd(_mm_castps_pd(ds))), accm);  // as tile_q4_1
+        __m256i lo, hi;
+        nibbles_2rows(WROW(0, blk_q4_1)[i].qs, WROW(1, blk_q4_1)[i].qs, &lo, &hi);
+        __m256i p01 = _mm256_add_epi16(_mm256_maddubs_epi16(lo, ylo), _mm256_maddubs_epi16(hi, yhi));
+        acc01 = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(dm, pick01), _mm256_cvtepi32_ps(_mm256_madd_epi16(p01, ones)), acc01);
+        nibbles_2rows(WROW(2, blk_q4_1)[i].qs, WROW(3, blk_q4_1)[i].qs, &lo, &hi);
+        __m256i p23 = _mm256_add_epi16(_mm256_maddubs_epi16(lo, ylo), _mm256_maddubs_epi16(hi, yhi));
+        acc23 = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(dm, pick23), _mm256_cvtepi32_ps(_mm256_madd_epi16(p23, ones)), acc23);
     }
-    float sm[4];
-    _mm_storeu_ps(sm, summ);
-    for (int r = 0; r < NR; r++) out[r] = hsum_ps(acc[r]) + sm[r];
+    // rows: halves of acc01 and acc23; mins: odd lanes of accm
+    __m256 h = _mm256_hadd_ps(acc01, acc23);            // [r0 r0 r2 r2 | r1 r1 r3 r3] partials
+    h = _mm256_hadd_ps(h, h);                           // [r0 r2 r0 r2 | r1 r3 r1 r3]
+    __m128 lo4 = _mm256_castps256_ps128(h), hi4 = _mm256_extractf128_ps(h, 1);
+    __m128 rows = _mm_unpacklo_ps(lo4, hi4);            // [r0 r1 r2 r3]
+    __m128 mins = _mm_shuffle_ps(_mm256_castps256_ps128(accm), _mm256_extractf128_ps(accm, 1), 0xDD);  // lanes 1,3 | 5,7
+    _mm_storeu_ps(out, _mm_add_ps(rows, mins));
 }
 
 void ck_vec_dot_rows(int type, int64_t n, const void *vw, size_t wstride, int64_t nrows,
@@ -684,7 +694,9 @@ void ck_vec_dot_multi(int type, int64_t n, const void *w, const void *va, size_t
             const uint8_t *at = a + (size_t)t * astride;
             float *o = out + t * os;
             switch (type) {
-            case CK_Q8_0: multi_q8_0(n, w, at, astride, o, os); break;
+            case CK_Q8_0:  // per token through the decode kernel's arithmetic (see ck_dot_q8_0_avx2)
+                for (int k = 0; k < NT; k++) o[k * os] = ck_dot_q8_0_avx2(n, w, at + (size_t)k * astride);
+                break;
             case CK_Q5_0: multi_q5_0(n, w, at, astride, o, os); break;
             case CK_Q4_1: multi_q4_1(n, w, at, astride, o, os); break;
             case CK_Q4_K: multi_q4_K(n, w, at, astride, o, os); break;
@@ -695,4 +707,146 @@ void ck_vec_dot_multi(int type, int64_t n, const void *w, const void *va, size_t
         }
     }
     for (; t < ntok; t++) out[t * os] = ck_vec_dot(type, n, w, a + (size_t)t * astride);
+}
+
+// ---- 4 weight rows × 4 tokens (prefill) -------------------------------------------------------
+// Register blocking: each weight block is unpacked once for four tokens and each activation
+// block loaded once for four rows. Rows go in pairs as in rows_q4_1 (row r's 16 code bytes in
+// the low half of a vector, row r+1's in the high half, activation halves broadcast to match),
+// so one maddubs/madd/convert/FMA serves two rows. Results: out[t * os + r].
+
+// Lanes (0..3, 4..7) of acc[t] hold rows (p, p+1) of pair p; adds `extra` (4 rows) and stores.
+static inline CK_AVX2 void store_pairs(__m256 a01, __m256 a23, __m128 extra, float *out) {
+    __m256 h = _mm256_hadd_ps(a01, a23);  // [r0 r0 r2 r2 | r1 r1 r3 r3]
+    h = _mm256_hadd_ps(h, h);             // [r0 r2 r0 r2 | r1 r3 r1 r3]
+    __m128 rows = _mm_unpacklo_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    _mm_storeu_ps(out, _mm_add_ps(rows, extra));
+}
+
+// The 4-byte heads of block i of 4 tokens' activation rows (astride apart), as 8 floats.
+static inline CK_AVX2 __m256 act_heads4(const uint8_t *a, size_t astride, size_t bbytes, int64_t i) {
+    return heads4(a, astride, bbytes, i);
+}
+
+static inline CK_AVX2 __m256 bcast_lane(__m256 v, int k) {
+    return _mm256_permutevar8x32_ps(v, _mm256_set1_epi32(k));
+}
+
+static CK_AVX2 void tile_q4_1(int64_t n, const uint8_t *w, size_t wstride, const uint8_t *a, size_t astride,
+                              float *out, int64_t os) {
+    __m256 acc0[NT], acc1[NT], accm01 = _mm256_setzero_ps(), accm23 = _mm256_setzero_ps();
+    for (int t = 0; t < NT; t++) { acc0[t] = _mm256_setzero_ps(); acc1[t] = _mm256_setzero_ps(); }
+    const __m256i ones = _mm256_set1_epi16(1);
+    const __m256i pick01 = _mm256_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2), pick23 = _mm256_setr_epi32(4, 4, 4, 4, 6, 6, 6, 6);
+    const __m256i pickm = _mm256_setr_epi32(1, 3, 5, 7, 1, 3, 5, 7);
+    const __m256i picks01 = _mm256_setr_epi32(1, 1, 1, 1, 3, 3, 3, 3), picks23 = _mm256_setr_epi32(5, 5, 5, 5, 7, 7, 7, 7);
+    for (int64_t i = 0; i < n / QK; i++) {
+        __m256 hm = heads4(w, wstride, sizeof(blk_q4_1), i);       // [d0 m0 d1 m1 d2 m2 d3 m3]
+        __m256 d01 = _mm256_permutevar8x32_ps(hm, pick01), d23 = _mm256_permutevar8x32_ps(hm, pick23);
+        __m256 mm = _mm256_permutevar8x32_ps(hm, pickm);            // [m0 m1 m2 m3 m0 m1 m2 m3]
+        __m256 ds = act_heads4(a, astride, sizeof(blk_q8_1), i);   // [dy0 s0 dy1 s1 ...]
+        accm01 = _mm256_fmadd_ps(mm, _mm256_permutevar8x32_ps(ds, picks01), accm01);
+        accm23 = _mm256_fmadd_ps(mm, _mm256_permutevar8x32_ps(ds, picks23), accm23);
+        __m256i lo0, hi0, lo1, hi1;
+        nibbles_2rows(WROW(0, blk_q4_1)[i].qs, WROW(1, blk_q4_1)[i].qs, &lo0, &hi0);
+        nibbles_2rows(WROW(2, blk_q4_1)[i].qs, WROW(3, blk_q4_1)[i].qs, &lo1, &hi1);
+        for (int t = 0; t < NT; t++) {
+            const int8_t *q = ACT(t, blk_q8_1)[i].qs;
+            __m256i ylo = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)q));
+            __m256i yhi = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(q + 16)));
+            __m256 dy = bcast_lane(ds, 2 * t);
+            __m256i p0 = _mm256_add_epi16(_mm256_maddubs_epi16(lo0, ylo), _mm256_maddubs_epi16(hi0, yhi));
+            __m256i p1 = _mm256_add_epi16(_mm256_maddubs_epi16(lo1, ylo), _mm256_maddubs_epi16(hi1, yhi));
+            acc0[t] = _mm256_fmadd_ps(_mm256_mul_ps(d01, dy), _mm256_cvtepi32_ps(_mm256_madd_epi16(p0, ones)), acc0[t]);
+            acc1[t] = _mm256_fmadd_ps(_mm256_mul_ps(d23, dy), _mm256_cvtepi32_ps(_mm256_madd_epi16(p1, ones)), acc1[t]);
+        }
+    }
+    __m128 m[NT] = { _mm256_castps256_ps128(accm01), _mm256_extractf128_ps(accm01, 1),
+                     _mm256_castps256_ps128(accm23), _mm256_extractf128_ps(accm23, 1) };
+    for (int t = 0; t < NT; t++) store_pairs(acc0[t], acc1[t], m[t], out + t * os);
+}
+
+// Q5_0 codes of two rows' block i in pair layout, unsigned (code + 16).
+static inline CK_AVX2 void q5_0_pair(const blk_q5_0 *ra, const blk_q5_0 *rb, __m256i *lo, __m256i *hi) {
+    __m256i ua = q5_0_ucodes(ra), ub = q5_0_ucodes(rb);
+    *lo = _mm256_permute2x128_si256(ua, ub, 0x20);
+    *hi = _mm256_permute2x128_si256(ua, ub, 0x31);
+}
+
+static CK_AVX2 void tile_q5_0(int64_t n, const uint8_t *w, size_t wstride, const uint8_t *a, size_t astride,
+                              float *out, int64_t os) {
+    __m256 acc0[NT], acc1[NT];
+    for (int t = 0; t < NT; t++) { acc0[t] = _mm256_setzero_ps(); acc1[t] = _mm256_setzero_ps(); }
+    const __m256i ones = _mm256_set1_epi16(1), sixteen = _mm256_set1_epi8(16);
+    const __m256i pick01 = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), pick23 = _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3);
+    for (int64_t i = 0; i < n / QK; i++) {
+        __m256 dx = _mm256_castps128_ps256(d4(w, wstride, sizeof(blk_q5_0), i));
+        __m256 d01 = _mm256_permutevar8x32_ps(dx, pick01), d23 = _mm256_permutevar8x32_ps(dx, pick23);
+        __m256 dys = _mm256_castps128_ps256(d4(a, astride, sizeof(blk_q8_0), i));
+        __m256i lo0, hi0, lo1, hi1;
+        q5_0_pair(&WROW(0, blk_q5_0)[i], &WROW(1, blk_q5_0)[i], &lo0, &hi0);
+        q5_0_pair(&WROW(2, blk_q5_0)[i], &WROW(3, blk_q5_0)[i], &lo1, &hi1);
+        for (int t = 0; t < NT; t++) {
+            const int8_t *q = ACT(t, blk_q8_0)[i].qs;
+            __m256i ylo = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)q));
+            __m256i yhi = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(q + 16)));
+            // 16·Σy, spread so that each half of the vector sums to it (matches the pair lanes)
+            __m256i corr = _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(sixteen, ylo),
+                                                              _mm256_maddubs_epi16(sixteen, yhi)), ones);
+            __m256 dy = bcast_lane(dys, t);
+            __m256i p0 = _mm256_add_epi16(_mm256_maddubs_epi16(lo0, ylo), _mm256_maddubs_epi16(hi0, yhi));
+            __m256i p1 = _mm256_add_epi16(_mm256_maddubs_epi16(lo1, ylo), _mm256_maddubs_epi16(hi1, yhi));
+            p0 = _mm256_sub_epi32(_mm256_madd_epi16(p0, ones), corr);
+            p1 = _mm256_sub_epi32(_mm256_madd_epi16(p1, ones), corr);
+            acc0[t] = _mm256_fmadd_ps(_mm256_mul_ps(d01, dy), _mm256_cvtepi32_ps(p0), acc0[t]);
+            acc1[t] = _mm256_fmadd_ps(_mm256_mul_ps(d23, dy), _mm256_cvtepi32_ps(p1), acc1[t]);
+        }
+    }
+    for (int t = 0; t < NT; t++) store_pairs(acc0[t], acc1[t], _mm_setzero_ps(), out + t * os);
+}
+
+void ck_vec_dot_tile(int type, int64_t n, const void *vw, size_t wstride, int64_t nrows, const void *va,
+                     size_t astride, int64_t ntok, float *out, int64_t os) {
+    const uint8_t *w = vw, *a = va;
+    int64_t r = 0;
+    if (ck_use_avx2 < 0) ck_init_cpu();
+    if (ck_use_avx2 && (type == CK_Q4_1 || type == CK_Q5_0)) {
+        for (; r + NR <= nrows; r += NR) {
+            const uint8_t *wr = w + (size_t)r * wstride;
+            int64_t t = 0;
+            for (; t + NT <= ntok; t += NT) {
+                const uint8_t *at = a + (size_t)t * astride;
+                if (type == CK_Q4_1) tile_q4_1(n, wr, wstride, at, astride, out + t * os + r, os);
+                else tile_q5_0(n, wr, wstride, at, astride, out + t * os + r, os);
+            }
+            for (; t < ntok; t++) ck_vec_dot_rows(type, n, wr, wstride, NR, a + (size_t)t * astride, out + t * os + r);
+        }
+    }
+    for (; r < nrows; r++) ck_vec_dot_multi(type, n, w + (size_t)r * wstride, a, astride, ntok, out + r, os);
+}
+
+// Decode twin of tile_q5_0: the same lane arithmetic, so a token's results are bitwise the same
+// whether it goes through a batch or alone.
+static CK_AVX2 void rows_q5_0(int64_t n, const uint8_t *w, size_t wstride, const blk_q8_0 *y, float *out) {
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    const __m256i ones = _mm256_set1_epi16(1), sixteen = _mm256_set1_epi8(16);
+    const __m256i pick01 = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), pick23 = _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3);
+    for (int64_t i = 0; i < n / QK; i++) {
+        __m256 dx = _mm256_castps128_ps256(d4(w, wstride, sizeof(blk_q5_0), i));
+        __m256 dy = _mm256_set1_ps(hf(y[i].d));
+        __m256i lo0, hi0, lo1, hi1;
+        q5_0_pair(&WROW(0, blk_q5_0)[i], &WROW(1, blk_q5_0)[i], &lo0, &hi0);
+        q5_0_pair(&WROW(2, blk_q5_0)[i], &WROW(3, blk_q5_0)[i], &lo1, &hi1);
+        __m256i ylo = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)y[i].qs));
+        __m256i yhi = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(y[i].qs + 16)));
+        __m256i corr = _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(sixteen, ylo),
+                                                          _mm256_maddubs_epi16(sixteen, yhi)), ones);
+        __m256i p0 = _mm256_add_epi16(_mm256_maddubs_epi16(lo0, ylo), _mm256_maddubs_epi16(hi0, yhi));
+        __m256i p1 = _mm256_add_epi16(_mm256_maddubs_epi16(lo1, ylo), _mm256_maddubs_epi16(hi1, yhi));
+        p0 = _mm256_sub_epi32(_mm256_madd_epi16(p0, ones), corr);
+        p1 = _mm256_sub_epi32(_mm256_madd_epi16(p1, ones), corr);
+        acc0 = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_permutevar8x32_ps(dx, pick01), dy), _mm256_cvtepi32_ps(p0), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_permutevar8x32_ps(dx, pick23), dy), _mm256_cvtepi32_ps(p1), acc1);
+    }
+    store_pairs(acc0, acc1, _mm_setzero_ps(), out);
 }

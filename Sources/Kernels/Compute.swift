@@ -43,6 +43,32 @@ public final class Compute: @unchecked Sendable {
         assert(rc == 0, "ck_matmul rejected a checked matrix")
     }
 
+    /// ys[i] (tokens × ws[i].rows) = X (tokens × cols) · W_iᵀ for several matrices over the same
+    /// input (q/k/v, gate/up): the input is quantized once and all rows share one parallel loop.
+    /// Matrices of different widths, or more than eight, fall back to one product at a time.
+    public func matmul(_ ws: [QuantizedMatrix], x: UnsafePointer<Float>, tokens: Int, ys: [UnsafeMutablePointer<Float>]) {
+        let n = min(ws.count, ys.count)
+        guard tokens > 0, n > 0 else { return }
+        let cols = ws[0].cols
+        guard n <= Int(CK_MATMUL_MANY_MAX), ws.prefix(n).allSatisfy({ $0.cols == cols }) else {
+            for i in 0..<n { matmul(ws[i], x: x, tokens: tokens, y: ys[i]) }
+            return
+        }
+        var need = 64
+        for w in ws.prefix(n) { need = max(need, ck_matmul_scratch_bytes(Int32(w.type.rawValue), Int64(cols), Int64(tokens))) }
+        if need > scratchBytes {
+            scratch?.deallocate()
+            scratch = UnsafeMutableRawPointer.allocate(byteCount: need, alignment: 64)
+            scratchBytes = need
+        }
+        let types = ws.prefix(n).map { Int32($0.type.rawValue) }
+        let datas: [UnsafeRawPointer?] = ws.prefix(n).map { $0.data }
+        let rows = ws.prefix(n).map { Int64($0.rows) }
+        let outs: [UnsafeMutablePointer<Float>?] = Array(ys.prefix(n))
+        let rc = ck_matmul_many(pool.raw, Int32(n), types, datas, rows, Int64(cols), x, Int64(tokens), outs, scratch)
+        assert(rc == 0, "ck_matmul_many rejected checked matrices")
+    }
+
     public func matvec(_ w: QuantizedMatrix, x: [Float]) throws(KernelError) -> [Float] {
         try matmul(w, x: x, tokens: 1)
     }

@@ -142,9 +142,8 @@ public final class DecoderModel: @unchecked Sendable {
         for (l, b) in weights.blocks.enumerated() {
             // Attention
             rmsnorm(s.x, b.attnNorm, n, h, into: s.xn)
-            compute.matmul(b.wq.matrix, x: s.xn, tokens: n, y: s.q)
-            compute.matmul(b.wk.matrix, x: s.xn, tokens: n, y: s.k)
-            compute.matmul(b.wv.matrix, x: s.xn, tokens: n, y: s.v)
+            // q, k and v share one quantized input and one parallel loop
+            compute.matmul([b.wq.matrix, b.wk.matrix, b.wv.matrix], x: s.xn, tokens: n, ys: [s.q, s.k, s.v])
             if let bq = b.bq, let bk = b.bk, let bv = b.bv {
                 for i in 0..<n {
                     addInPlace(s.q + i * qDim, bq)
@@ -173,8 +172,7 @@ public final class DecoderModel: @unchecked Sendable {
 
             // Feed-forward: down(act(gate(x)) · up(x))
             rmsnorm(s.x, b.ffnNorm, n, h, into: s.xn)
-            compute.matmul(b.wGate.matrix, x: s.xn, tokens: n, y: s.gate)
-            compute.matmul(b.wUp.matrix, x: s.xn, tokens: n, y: s.up)
+            compute.matmul([b.wGate.matrix, b.wUp.matrix], x: s.xn, tokens: n, ys: [s.gate, s.up])
             switch c.activation {
             case .silu: FloatOps.silu(s.gate, into: s.gate, count: n * c.ffnSize)
             case .geluTanh: FloatOps.gelu(s.gate, into: s.gate, count: n * c.ffnSize)

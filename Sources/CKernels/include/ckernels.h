@@ -60,6 +60,12 @@ float ck_vec_dot_scalar(int weight_type, int64_t n, const void *w, const void *a
 void ck_vec_dot_multi(int weight_type, int64_t n, const void *w, const void *a, size_t a_stride,
                       int64_t ntok, float *out, int64_t out_stride);
 
+/// Dots of `nrows` weight rows (`w_stride` bytes apart) with `ntok` activation rows (`a_stride`
+/// bytes apart), to out[t * out_stride + r]. Takes 4 rows × 4 tokens at a time where a kernel
+/// exists (prefill), so each unpacked weight block serves four tokens and each activation block
+/// four rows.
+void ck_vec_dot_tile(int weight_type, int64_t n, const void *w, size_t w_stride, int64_t nrows,
+                     const void *a, size_t a_stride, int64_t ntok, float *out, int64_t out_stride);
 /// Dots of `nrows` weight rows (`w_stride` bytes apart) with one activation row, to out[0..<nrows].
 /// Takes 4 rows at a time where a kernel exists (decode).
 void ck_vec_dot_rows(int weight_type, int64_t n, const void *w, size_t w_stride, int64_t nrows,
@@ -91,6 +97,15 @@ size_t ck_matmul_scratch_bytes(int weight_type, int64_t cols, int64_t ntok);
 /// Returns 0 on success, -1 for an unsupported type or shape. pool may be NULL (one thread).
 int ck_matmul(ck_pool *pool, int weight_type, const void *w, int64_t rows, int64_t cols,
               const float *x, int64_t ntok, float *y, void *scratch);
+
+/// Most matrices ck_matmul_many takes at once.
+#define CK_MATMUL_MANY_MAX 8
+/// ys[i] (ntok x rows[i]) = X (ntok x cols) · W_iᵀ for `count` matrices over the same input (e.g.
+/// q, k and v): the activations are quantized once when the matrices share an activation type,
+/// and all rows run in one parallel loop. scratch: ck_matmul_scratch_bytes of types[0] (any of
+/// them when the activation types differ). Returns 0, or -1 for a bad type, shape or count.
+int ck_matmul_many(ck_pool *pool, int count, const int *types, const void *const *ws, const int64_t *rows,
+                   int64_t cols, const float *x, int64_t ntok, float *const *ys, void *scratch);
 
 // ---- float ops ----------------------------------------------------------------------------
 /// y = x / sqrt(mean(x²) + eps) * w (w may be NULL). x and y may alias.
