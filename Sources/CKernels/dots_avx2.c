@@ -616,6 +616,13 @@ static CK_AVX2 void rows_q8_0(int64_t n, const uint8_t *w, size_t wstride, const
         // byte, -128 included, since activations stay within ±127).
         __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
         __m256i p[NR];
+        // The 4-row groups are adjacent in memory, so the next group starts 4 rows on: pull it in
+        // while this one is being summed (decode of the big Q8_0 output matrix is DRAM-bound).
+        // Stride 0 (single-row dot) skips it.
+        if (wstride) {
+            const char *pf = (const char *)w + (size_t)NR * wstride + (size_t)i * sizeof(blk_q8_0);
+            for (int r = 0; r < NR; r++) _mm_prefetch(pf + (size_t)r * wstride, _MM_HINT_T0);
+        }
         for (int r = 0; r < NR; r++) {
             __m256i qx = _mm256_loadu_si256((const __m256i *)WROW(r, blk_q8_0)[i].qs);
             p[r] = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(qx), _mm256_sign_epi8(qy, qx)), ones);
