@@ -608,6 +608,13 @@ static inline CK_AVX2 __m128 d4(const uint8_t *w, size_t wstride, size_t bbytes,
     return _mm_cvtph_ps(v);
 }
 
+// Block i of the next 4-row group (adjacent in memory), fetched while this group is summed:
+// decode streams each weight matrix from DRAM once, and the hardware prefetcher alone lags.
+static inline CK_AVX2 void prefetch_next_group(const uint8_t *w, size_t wstride, size_t bbytes, int64_t i) {
+    const char *pf = (const char *)w + (size_t)NR * wstride + (size_t)i * bbytes;
+    for (int r = 0; r < NR; r++) _mm_prefetch(pf + (size_t)r * wstride, _MM_HINT_T0);
+}
+
 static CK_AVX2 void rows_q8_0(int64_t n, const uint8_t *w, size_t wstride, const blk_q8_0 *y, float *out) {
     __m256 acc = _mm256_setzero_ps();
     const __m256i ones = _mm256_set1_epi16(1);
@@ -648,6 +655,7 @@ static CK_AVX2 void rows_q4_1(int64_t n, const uint8_t *w, size_t wstride, const
     const __m256i ones = _mm256_set1_epi16(1);
     const __m256i pick01 = _mm256_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2), pick23 = _mm256_setr_epi32(4, 4, 4, 4, 6, 6, 6, 6);
     for (int64_t i = 0; i < n / QK; i++) {
+        prefetch_next_group(w, wstride, sizeof(blk_q4_1), i);
         __m256i ylo = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)y[i].qs));
         __m256i yhi = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(y[i].qs + 16)));
         __m128 ds = load_2h(&y[i].d);
@@ -787,6 +795,7 @@ static CK_AVX2 void tile_q5_0(int64_t n, const uint8_t *w, size_t wstride, const
     const __m256i ones = _mm256_set1_epi16(1), sixteen = _mm256_set1_epi8(16);
     const __m256i pick01 = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), pick23 = _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3);
     for (int64_t i = 0; i < n / QK; i++) {
+        prefetch_next_group(w, wstride, sizeof(blk_q5_0), i);
         __m256 dx = _mm256_castps128_ps256(d4(w, wstride, sizeof(blk_q5_0), i));
         __m256 d01 = _mm256_permutevar8x32_ps(dx, pick01), d23 = _mm256_permutevar8x32_ps(dx, pick23);
         __m256 dys = _mm256_castps128_ps256(d4(a, astride, sizeof(blk_q8_0), i));
@@ -839,6 +848,7 @@ static CK_AVX2 void rows_q5_0(int64_t n, const uint8_t *w, size_t wstride, const
     const __m256i ones = _mm256_set1_epi16(1), sixteen = _mm256_set1_epi8(16);
     const __m256i pick01 = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), pick23 = _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3);
     for (int64_t i = 0; i < n / QK; i++) {
+        prefetch_next_group(w, wstride, sizeof(blk_q5_0), i);
         __m256 dx = _mm256_castps128_ps256(d4(w, wstride, sizeof(blk_q5_0), i));
         __m256 dy = _mm256_set1_ps(hf(y[i].d));
         __m256i lo0, hi0, lo1, hi1;
