@@ -48,8 +48,7 @@ struct LoadedModel {
             // role first, then content: the order a client would send
             TemplateValue.object(TemplateObject(m.sorted { $0.key == "role" && $1.key != "role" }.map { ($0.key, TemplateValue.string($0.value)) }))
         })
-        let bos = tokenizer.bosID.map { tokenizer.tokenText($0) } ?? ""
-        let eos = tokenizer.eosID.map { tokenizer.tokenText($0) } ?? ""
+        let (bos, eos) = tokenizer.templateSpecialTokens
         let text = try template.render(messages: msgs, tools: nil, addGenerationPrompt: true, bosToken: bos, eosToken: eos)
         let startsWithBOS = !bos.isEmpty && text.hasPrefix(bos)
         return tokenizer.encode(text, addBOS: startsWithBOS ? false : nil, parseSpecial: true)

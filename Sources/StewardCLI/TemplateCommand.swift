@@ -36,8 +36,7 @@ struct TemplateCommand: Command {
             }
             source = s
             let tok = try Tokenizer(gguf: f)
-            bos = tok.bosID.map { tok.tokenText($0) } ?? ""
-            eos = tok.eosID.map { tok.tokenText($0) } ?? ""
+            (bos, eos) = tok.templateSpecialTokens
         } else {
             let t = templateArg!
             if let b = BuiltinTemplates.source(named: t), !FileManager.default.fileExists(atPath: t) {

@@ -354,6 +354,12 @@ public final class Tokenizer: Sendable {
         return String(decoding: table.bytes(of: Int(id)), as: UTF8.self)
     }
 
+    /// The BOS and EOS token texts a chat template receives as `bos_token` / `eos_token`
+    /// (empty when the model has none).
+    public var templateSpecialTokens: (bos: String, eos: String) {
+        (bosID.map(tokenText) ?? "", eosID.map(tokenText) ?? "")
+    }
+
     /// The id of a vocabulary text, if it is a token.
     public func tokenID(forText text: String) -> Int32? {
         let t = table.lookup(Array(text.utf8))
