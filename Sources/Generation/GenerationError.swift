@@ -6,6 +6,8 @@ public enum GenerationError: Error, CustomStringConvertible, Equatable {
     case contextOverflow(promptTokens: Int, maxTokens: Int, contextLength: Int)
     case emptyPrompt
     case cancelled
+    /// Too many requests are already waiting for this model.
+    case busy(queued: Int)
 
     public var description: String {
         switch self {
@@ -19,6 +21,8 @@ public enum GenerationError: Error, CustomStringConvertible, Equatable {
             return "the prompt is empty: give some text (or let the model add its BOS token)"
         case .cancelled:
             return "generation was cancelled"
+        case let .busy(q):
+            return "the server is busy (\(q) requests already waiting for this model); retry later"
         }
     }
 }

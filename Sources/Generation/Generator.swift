@@ -6,6 +6,7 @@ import Tokenization
 public enum FinishReason: String, Sendable, Equatable {
     case stop      // EOS / end-of-turn token or a stop string
     case length    // max tokens reached
+    case cancelled // the caller's onChunk returned false (e.g. the client disconnected)
 }
 
 public struct GenerationRequest: Sendable {
@@ -14,6 +15,9 @@ public struct GenerationRequest: Sendable {
     public var stops: [String] = []
     /// Top alternatives to report with each token (nil: no log-probabilities).
     public var logprobs: Int?
+    /// Also score the prompt: the log-probability of each prompt token after the ones before
+    /// it, with this many alternatives (OpenAI completions' `echo` with `logprobs`).
+    public var promptLogprobs: Int?
     /// Stop at the model's end-of-generation tokens (EOS, end-of-turn).
     public var stopAtEOS = true
 
@@ -34,6 +38,9 @@ public struct GenerationResult: Sendable {
     public var promptTokens: Int
     public var finishReason: FinishReason
     public var logprobs: [TokenLogprob]
+    /// With `promptLogprobs`: one entry per prompt token after the first (the first has no
+    /// context to be scored in).
+    public var promptLogprobs: [TokenLogprob] = []
     public var promptSeconds: Double
     public var generateSeconds: Double
 }
@@ -87,14 +94,28 @@ public final class Session: @unchecked Sendable {
         // turns) and only the rest is evaluated; at least one token is always evaluated so there
         // are logits to sample from.
         var common = 0
-        if reusePrefix {
+        if reusePrefix && request.promptLogprobs == nil {
             while common < min(history.count, prompt.count) && history[common] == prompt[common] { common += 1 }
             common = min(common, prompt.count - 1)
         }
         cache.truncate(to: common)
         history = Array(history.prefix(common))
         let t0 = Date()
-        var logits = try evaluate(Array(prompt[common...]))
+        var logits: [Float]
+        var promptLogprobs: [TokenLogprob] = []
+        if let topN = request.promptLogprobs {
+            let all = try evaluate(prompt, allLogits: true)
+            let v = model.config.vocabSize
+            all.withUnsafeBufferPointer { ap in
+                for i in 1..<prompt.count {
+                    let row = UnsafeBufferPointer(rebasing: ap[(i - 1) * v ..< i * v])
+                    promptLogprobs.append(TokenLogprob(id: prompt[i], logits: row, topN: topN))
+                }
+            }
+            logits = Array(all[(prompt.count - 1) * v ..< prompt.count * v])
+        } else {
+            logits = try evaluate(Array(prompt[common...]))
+        }
         let t1 = Date()
         var out: [Int32] = []
         var text = ""
@@ -141,8 +162,9 @@ public final class Session: @unchecked Sendable {
                 finish = .stop
             }
         }
+        if !keepGoing { finish = .cancelled }
         let t2 = Date()
         return GenerationResult(text: text, tokens: out, promptTokens: prompt.count, finishReason: finish,
-                                logprobs: lps, promptSeconds: t1.timeIntervalSince(t0), generateSeconds: t2.timeIntervalSince(t1))
+                                logprobs: lps, promptLogprobs: promptLogprobs, promptSeconds: t1.timeIntervalSince(t0), generateSeconds: t2.timeIntervalSince(t1))
     }
 }
