@@ -826,6 +826,13 @@ void ck_vec_dot_tile(int type, int64_t n, const void *vw, size_t wstride, int64_
     const uint8_t *w = vw, *a = va;
     int64_t r = 0;
     if (ck_use_avx2 < 0) ck_init_cpu();
+    if (ck_use_avx2 && type == CK_Q8_0) {
+        // The decode kernel per token over 4 rows: the tile's rows stay in L1 across tokens, and
+        // each token's results are bitwise those of decode.
+        for (; r + NR <= nrows; r += NR)
+            for (int64_t t = 0; t < ntok; t++)
+                rows_q8_0(n, w + (size_t)r * wstride, wstride, (const blk_q8_0 *)(a + (size_t)t * astride), out + t * os + r);
+    }
     if (ck_use_avx2 && (type == CK_Q4_1 || type == CK_Q5_0)) {
         for (; r + NR <= nrows; r += NR) {
             const uint8_t *wr = w + (size_t)r * wstride;

@@ -52,6 +52,11 @@ public final class DecoderModel: @unchecked Sendable {
     public let compute: Compute
     public var pool: ThreadPool { compute.pool }
     private let lock = NSLock()
+    /// Batches of at least this many tokens use llama.cpp's tiled prefill attention.
+    static let tiledAttentionRows = 64
+    /// Longer inputs run in batches of this many tokens (llama.cpp's default n_ubatch), which
+    /// bounds scratch memory and keeps the arithmetic of each batch the reference's.
+    public static let maxBatch = 512
 
     public init(file: GGUFFile, threads: Int? = nil) throws(ModelError) {
         self.file = file
@@ -67,6 +72,8 @@ public final class DecoderModel: @unchecked Sendable {
         let n: Int
         let x, xn, q, k, v, att, o, gate, up: UnsafeMutablePointer<Float>
         let half16: UnsafeMutablePointer<UInt16>      // (threads, headDim + valueDim) f16 scratch
+        let tiled: UnsafeMutablePointer<Float>?       // (threads, tiled-attention scratch) for batches ≥ 64
+        let tiledFloats: Int
         let ropeCos, ropeSin: UnsafeMutablePointer<Float>          // (n, ropeDims/2) global base
         let ropeCosLocal, ropeSinLocal: UnsafeMutablePointer<Float> // (n, ropeDims/2) local base
         init(config c: DecoderConfig, n: Int, capacity: Int, threads: Int) {
@@ -82,6 +89,8 @@ public final class DecoderModel: @unchecked Sendable {
             gate = .allocate(capacity: n * c.ffnSize)           // (n, ffn)
             up = .allocate(capacity: n * c.ffnSize)             // (n, ffn)
             half16 = .allocate(capacity: threads * (c.headDim + c.valueDim))
+            tiledFloats = ck_attention_tiled_scratch_floats(Int64(c.headDim), Int64(c.valueDim))
+            tiled = n >= DecoderModel.tiledAttentionRows ? .allocate(capacity: threads * tiledFloats) : nil
             let half = c.ropeDims / 2
             ropeCos = .allocate(capacity: n * half); ropeSin = .allocate(capacity: n * half)
             ropeCosLocal = .allocate(capacity: n * half); ropeSinLocal = .allocate(capacity: n * half)
@@ -89,6 +98,7 @@ public final class DecoderModel: @unchecked Sendable {
         deinit {
             for p in [x, xn, q, k, v, att, o, gate, up, ropeCos, ropeSin, ropeCosLocal, ropeSinLocal] { p.deallocate() }
             half16.deallocate()
+            tiled?.deallocate()
         }
     }
 
@@ -117,6 +127,21 @@ public final class DecoderModel: @unchecked Sendable {
         }
         lock.lock()
         defer { lock.unlock() }
+        if n <= Self.maxBatch { return forwardBatch(tokens, cache: cache, allLogits: allLogits) }
+        var logits: [Float] = []
+        var start = 0
+        while start < n {
+            let end = min(start + Self.maxBatch, n)
+            let part = forwardBatch(Array(tokens[start..<end]), cache: cache, allLogits: allLogits || end == n)
+            if allLogits { logits += part } else if end == n { logits = part }
+            start = end
+        }
+        return logits
+    }
+
+    private func forwardBatch(_ tokens: [Int32], cache: KVCache, allLogits: Bool) -> [Float] {
+        let c = config
+        let n = tokens.count
         let s = scratch(n: n, capacity: cache.capacity)
         let h = c.hiddenSize
         let pos0 = cache.count
@@ -219,6 +244,25 @@ public final class DecoderModel: @unchecked Sendable {
         // Gemma scales queries before attention (per llm_build_gemma3_iswa); others scale q·k.
         let scale: Float = c.scalesQueries ? 1 : c.attentionScale
         if c.scalesQueries { FloatOps.scale(s.q, by: c.attentionScale, count: n * qDim) }
+        if n >= Self.tiledAttentionRows, let tiled = s.tiled {
+            // llama.cpp's tiled kernel for batches of 64 or more queries (its GGML_FA_TILE_Q):
+            // one task per (head, 64 query rows).
+            let tilesPerHead = (n + 63) / 64
+            let stride = s.tiledFloats
+            pool.parallelFor(heads * tilesPerHead, chunk: 1) { range, thread in
+                for task in range {
+                    let hh = task / tilesPerHead, i0 = (task % tilesPerHead) * 64
+                    let rows = min(64, n - i0)
+                    let kvh = hh / group
+                    ck_attention_tiled(s.q + i0 * qDim + hh * headDim, qDim, Int64(rows), Int64(headDim), Int64(valueDim),
+                                       cache.kRow(l, 0) + kvh * headDim, kDim, cache.vRow(l, 0) + kvh * valueDim, vDim,
+                                       Int64(pos0 + i0), Int64(window ?? 0), scale,
+                                       s.att + i0 * heads * valueDim + hh * valueDim, heads * valueDim,
+                                       tiled + thread * stride)
+                }
+            }
+            return
+        }
         pool.parallelFor(n * heads, chunk: 1) { range, thread in
             let q16 = s.half16 + thread * (headDim + valueDim)
             let acc16 = q16 + headDim

@@ -25,6 +25,23 @@ void ck_attention_head_f16_scalar(const float *q, int64_t dk, int64_t dv, const 
                                   const uint16_t *v, size_t v_stride, int64_t lo, int64_t hi, float scale,
                                   float *out, uint16_t *q16, uint16_t *acc16);
 
+/// Prefill attention for `nq` (1...64) consecutive query rows of one head at positions
+/// pos0..<pos0+nq with llama.cpp's tiled flash-attention arithmetic (used by llama.cpp for
+/// batches of 64 or more queries; see attention_tiled.c). q: rows `q_stride` floats apart; k, v
+/// as above; a key at p is visible to the query at pos when p <= pos and, with window > 0,
+/// pos - p < window. out: rows `out_stride` floats apart. scratch:
+/// ck_attention_tiled_scratch_floats(dk, dv) floats.
+void ck_attention_tiled(const float *q, size_t q_stride, int64_t nq, int64_t dk, int64_t dv,
+                        const uint16_t *k, size_t k_stride, const uint16_t *v, size_t v_stride,
+                        int64_t pos0, int64_t window, float scale, float *out, size_t out_stride, float *scratch);
+/// The scalar twin (same roundings), for tests.
+void ck_attention_tiled_scalar(const float *q, size_t q_stride, int64_t nq, int64_t dk, int64_t dv,
+                               const uint16_t *k, size_t k_stride, const uint16_t *v, size_t v_stride,
+                               int64_t pos0, int64_t window, float scale, float *out, size_t out_stride, float *scratch);
+size_t ck_attention_tiled_scratch_floats(int64_t dk, int64_t dv);
+/// exp(x) as ggml's vector approximation (ggml_v_expf) computes it, for tests.
+float ck_exp_approx(float x);
+
 #ifdef __cplusplus
 }
 #endif
