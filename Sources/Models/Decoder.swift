@@ -54,9 +54,11 @@ public final class DecoderModel: @unchecked Sendable {
     private let lock = NSLock()
     /// Batches of at least this many tokens use llama.cpp's tiled prefill attention.
     static let tiledAttentionRows = 64
-    /// Longer inputs run in batches of this many tokens (llama.cpp's default n_ubatch), which
-    /// bounds scratch memory and keeps the arithmetic of each batch the reference's.
+    /// Longer inputs run in batches of this many tokens (llama.cpp's default n_ubatch), so the
+    /// arithmetic of each batch is the reference's.
     public static let maxBatch = 512
+    /// Tokens computed together within a batch (bounds scratch memory).
+    static let stepTokens = 128
 
     public init(file: GGUFFile, threads: Int? = nil) throws(ModelError) {
         self.file = file
@@ -90,7 +92,7 @@ public final class DecoderModel: @unchecked Sendable {
             up = .allocate(capacity: n * c.ffnSize)             // (n, ffn)
             half16 = .allocate(capacity: threads * (c.headDim + c.valueDim))
             tiledFloats = ck_attention_tiled_scratch_floats(Int64(c.headDim), Int64(c.valueDim))
-            tiled = n >= DecoderModel.tiledAttentionRows ? .allocate(capacity: threads * tiledFloats) : nil
+            tiled = n > 1 ? .allocate(capacity: threads * tiledFloats) : nil
             let half = c.ropeDims / 2
             ropeCos = .allocate(capacity: n * half); ropeSin = .allocate(capacity: n * half)
             ropeCosLocal = .allocate(capacity: n * half); ropeSinLocal = .allocate(capacity: n * half)
@@ -106,7 +108,7 @@ public final class DecoderModel: @unchecked Sendable {
     private var scratchCapacity = 0
 
     private func scratch(n: Int, capacity: Int) -> Scratch {
-        if let s = scratch, s.n == n, scratchCapacity >= capacity { return s }
+        if let s = scratch, s.n >= n, scratchCapacity >= capacity { return s }
         let s = Scratch(config: config, n: n, capacity: capacity, threads: pool.threadCount)
         scratch = s
         scratchCapacity = capacity
@@ -127,19 +129,31 @@ public final class DecoderModel: @unchecked Sendable {
         }
         lock.lock()
         defer { lock.unlock() }
-        if n <= Self.maxBatch { return forwardBatch(tokens, cache: cache, allLogits: allLogits) }
+        // llama.cpp's batches of up to maxBatch tokens decide the attention kernel (tiled for 64
+        // or more queries); each runs in steps of at most stepTokens, which gives the same
+        // numbers (every token's arithmetic is independent of its neighbours') with a quarter of
+        // the scratch memory.
         var logits: [Float] = []
         var start = 0
         while start < n {
             let end = min(start + Self.maxBatch, n)
-            let part = forwardBatch(Array(tokens[start..<end]), cache: cache, allLogits: allLogits || end == n)
-            if allLogits { logits += part } else if end == n { logits = part }
+            let tiled = end - start >= Self.tiledAttentionRows
+            var s0 = start
+            while s0 < end {
+                let e0 = min(s0 + Self.stepTokens, end)
+                let want: LogitRows = allLogits ? .all : (e0 == n ? .last : .none)
+                let part = forwardStep(Array(tokens[s0..<e0]), cache: cache, logits: want, tiledAttention: tiled)
+                if allLogits { logits += part } else if e0 == n { logits = part }
+                s0 = e0
+            }
             start = end
         }
         return logits
     }
 
-    private func forwardBatch(_ tokens: [Int32], cache: KVCache, allLogits: Bool) -> [Float] {
+    enum LogitRows { case none, last, all }
+
+    private func forwardStep(_ tokens: [Int32], cache: KVCache, logits want: LogitRows, tiledAttention: Bool) -> [Float] {
         let c = config
         let n = tokens.count
         let s = scratch(n: n, capacity: cache.capacity)
@@ -190,7 +204,7 @@ public final class DecoderModel: @unchecked Sendable {
                 let vr = cache.vRow(l, pos0 + i)
                 for d in 0..<vDim { vr[d] = ck_f32_to_f16(s.v[i * vDim + d]) }
             }
-            attention(layer: l, n: n, pos0: pos0, cache: cache, s: s)
+            attention(layer: l, n: n, pos0: pos0, cache: cache, s: s, tiled: tiledAttention)
             compute.matmul(b.wo.matrix, x: s.att, tokens: n, y: s.o)
             if let pn = b.postAttnNorm { rmsnorm(s.o, pn, n, h, into: s.o) }
             FloatOps.add(s.x, s.o, into: s.x, count: n * h)
@@ -210,8 +224,9 @@ public final class DecoderModel: @unchecked Sendable {
         cache.advance(n)
 
         // Output: logits for the last token (or all).
-        let rowsOut = allLogits ? n : 1
-        let first = allLogits ? 0 : n - 1
+        if want == .none { return [] }
+        let rowsOut = want == .all ? n : 1
+        let first = want == .all ? 0 : n - 1
         rmsnorm(s.x + first * h, weights.outputNorm, rowsOut, h, into: s.xn)
         var logits = [Float](repeating: 0, count: rowsOut * c.vocabSize)
         logits.withUnsafeMutableBufferPointer { lp in
@@ -234,7 +249,7 @@ public final class DecoderModel: @unchecked Sendable {
     /// Causal (and, on sliding layers, windowed) attention of the batch's queries over the
     /// cache, parallel over (token, head), with llama.cpp's flash-attention roundings
     /// (CKernels/attention.c).
-    func attention(layer l: Int, n: Int, pos0: Int, cache: KVCache, s: Scratch) {
+    func attention(layer l: Int, n: Int, pos0: Int, cache: KVCache, s: Scratch, tiled useTiled: Bool) {
         let c = config
         let qDim = c.heads * c.headDim
         let group = c.heads / c.kvHeads
@@ -244,7 +259,7 @@ public final class DecoderModel: @unchecked Sendable {
         // Gemma scales queries before attention (per llm_build_gemma3_iswa); others scale q·k.
         let scale: Float = c.scalesQueries ? 1 : c.attentionScale
         if c.scalesQueries { FloatOps.scale(s.q, by: c.attentionScale, count: n * qDim) }
-        if n >= Self.tiledAttentionRows, let tiled = s.tiled {
+        if useTiled, let tiled = s.tiled {
             // llama.cpp's tiled kernel for batches of 64 or more queries (its GGML_FA_TILE_Q):
             // one task per (head, 64 query rows).
             let tilesPerHead = (n + 63) / 64
