@@ -323,10 +323,9 @@ CK_AVX2 float ck_dot_q6_K_avx2(int64_t n, const void *vx, const void *vy) {
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / QKK; i++) {
         // Scales cover 16 elements each, as do Q8_K's bsums, so the -32 offset of every code
-        // is 32 × Σ scale_g × bsum_g.
+        // comes from Σ scale_g × bsum_g.
         __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[i].scales));
         __m256i bs = _mm256_loadu_si256((const __m256i *)y[i].bsums);
-        const int offset = 32 * hsum_epi32(_mm256_madd_epi16(sc16, bs));
         const int8_t *sc = x[i].scales;
         __m256i sumi = _mm256_setzero_si256();
         for (int h = 0; h < 2; h++) {
@@ -350,10 +349,11 @@ CK_AVX2 float ck_dot_q6_K_avx2(int64_t n, const void *vx, const void *vy) {
                 sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scv));
             }
         }
+        // As ggml_vec_dot_q6_K_q8_K (AVX2): the offset leaves each int32 lane before the one FMA,
+        // lane l losing 32·(bsum[2l]·scale[2l] + bsum[2l+1]·scale[2l+1]).
         const float d = y[i].d * hf(x[i].d);
-        __m256 v = _mm256_cvtepi32_ps(sumi);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), v, acc);
-        acc = _mm256_sub_ps(acc, _mm256_setr_ps(d * (float)offset, 0, 0, 0, 0, 0, 0, 0));
+        sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32(_mm256_madd_epi16(bs, sc16), 5));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
     }
     return hsum_ps(acc);
 }
@@ -547,10 +547,9 @@ static CK_AVX2 void multi_q6_K(int64_t n, const blk_q6_K *x, const uint8_t *a, s
         for (int t = 0; t < NT; t++) {
             const blk_q8_K *y = ACT(t, blk_q8_K) + i;
             const float d = y->d * xd;
-            const int offset = 32 * hsum_epi32(_mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)y->bsums)));
-            // the same two steps as ck_dot_q6_K_avx2, so batch and single-token results agree
-            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
-            acc[t] = _mm256_sub_ps(acc[t], _mm256_setr_ps(d * (float)offset, 0, 0, 0, 0, 0, 0, 0));
+            // the same steps as ck_dot_q6_K_avx2 (ggml's order), so batch and single-token results agree
+            __m256i off = _mm256_slli_epi32(_mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y->bsums), sc16), 5);
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(_mm256_sub_epi32(sumi[t], off)), acc[t]);
         }
     }
     for (int t = 0; t < NT; t++) out[t * os] = hsum_ps(acc[t]);
@@ -730,88 +729,29 @@ static inline CK_AVX2 __m256 bcast_lane(__m256 v, int k) {
     return _mm256_permutevar8x32_ps(v, _mm256_set1_epi32(k));
 }
 
-// Q5_0 codes of two rows' block i in pair layout, unsigned (code + 16).
-static inline CK_AVX2 void q5_0_pair(const blk_q5_0 *ra, const blk_q5_0 *rb, __m256i *lo, __m256i *hi) {
-    __m256i ua = q5_0_ucodes(ra), ub = q5_0_ucodes(rb);
-    *lo = _mm256_permute2x128_si256(ua, ub, 0x20);
-    *hi = _mm256_permute2x128_si256(ua, ub, 0x31);
-}
-
-static CK_AVX2 void tile_q5_0(int64_t n, const uint8_t *w, size_t wstride, const uint8_t *a, size_t astride,
-                              float *out, int64_t os) {
-    __m256 acc0[NT], acc1[NT];
-    for (int t = 0; t < NT; t++) { acc0[t] = _mm256_setzero_ps(); acc1[t] = _mm256_setzero_ps(); }
-    const __m256i ones = _mm256_set1_epi16(1), sixteen = _mm256_set1_epi8(16);
-    const __m256i pick01 = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), pick23 = _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3);
-    for (int64_t i = 0; i < n / QK; i++) {
-        prefetch_next_group(w, wstride, sizeof(blk_q5_0), i);
-        __m256 dx = _mm256_castps128_ps256(d4(w, wstride, sizeof(blk_q5_0), i));
-        __m256 d01 = _mm256_permutevar8x32_ps(dx, pick01), d23 = _mm256_permutevar8x32_ps(dx, pick23);
-        __m256 dys = _mm256_castps128_ps256(d4(a, astride, sizeof(blk_q8_0), i));
-        __m256i lo0, hi0, lo1, hi1;
-        q5_0_pair(&WROW(0, blk_q5_0)[i], &WROW(1, blk_q5_0)[i], &lo0, &hi0);
-        q5_0_pair(&WROW(2, blk_q5_0)[i], &WROW(3, blk_q5_0)[i], &lo1, &hi1);
-        for (int t = 0; t < NT; t++) {
-            const int8_t *q = ACT(t, blk_q8_0)[i].qs;
-            __m256i ylo = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)q));
-            __m256i yhi = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(q + 16)));
-            // 16·Σy, spread so that each half of the vector sums to it (matches the pair lanes)
-            __m256i corr = _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(sixteen, ylo),
-                                                              _mm256_maddubs_epi16(sixteen, yhi)), ones);
-            __m256 dy = bcast_lane(dys, t);
-            __m256i p0 = _mm256_add_epi16(_mm256_maddubs_epi16(lo0, ylo), _mm256_maddubs_epi16(hi0, yhi));
-            __m256i p1 = _mm256_add_epi16(_mm256_maddubs_epi16(lo1, ylo), _mm256_maddubs_epi16(hi1, yhi));
-            p0 = _mm256_sub_epi32(_mm256_madd_epi16(p0, ones), corr);
-            p1 = _mm256_sub_epi32(_mm256_madd_epi16(p1, ones), corr);
-            acc0[t] = _mm256_fmadd_ps(_mm256_mul_ps(d01, dy), _mm256_cvtepi32_ps(p0), acc0[t]);
-            acc1[t] = _mm256_fmadd_ps(_mm256_mul_ps(d23, dy), _mm256_cvtepi32_ps(p1), acc1[t]);
-        }
-    }
-    for (int t = 0; t < NT; t++) store_pairs(acc0[t], acc1[t], _mm_setzero_ps(), out + t * os);
-}
-
 void ck_vec_dot_tile(int type, int64_t n, const void *vw, size_t wstride, int64_t nrows, const void *va,
                      size_t astride, int64_t ntok, float *out, int64_t os) {
     const uint8_t *w = vw, *a = va;
     int64_t r = 0;
     if (ck_use_avx2 < 0) ck_init_cpu();
-    if (ck_use_avx2 && type == CK_Q5_0) {
-        for (; r + NR <= nrows; r += NR) {
-            const uint8_t *wr = w + (size_t)r * wstride;
-            int64_t t = 0;
-            for (; t + NT <= ntok; t += NT) {
-                const uint8_t *at = a + (size_t)t * astride;
-                tile_q5_0(n, wr, wstride, at, astride, out + t * os + r, os);
-            }
-            for (; t < ntok; t++) ck_vec_dot_rows(type, n, wr, wstride, NR, a + (size_t)t * astride, out + t * os + r);
-        }
-    }
     for (; r < nrows; r++) ck_vec_dot_multi(type, n, w + (size_t)r * wstride, a, astride, ntok, out + r, os);
 }
 
-// Decode twin of tile_q5_0: the same lane arithmetic, so a token's results are bitwise the same
-// whether it goes through a batch or alone.
+// Four rows, each summed exactly as ggml_vec_dot_q5_0_q8_0 (and llamafile's tinyBLAS, which
+// llama.cpp uses for Q5_0 batches, sums each row × token the same way): lane l of a row's
+// accumulator gets fma(d·dy, Σ of signed products 4l..4l+3, acc) block by block, then hsum.
 static CK_AVX2 void rows_q5_0(int64_t n, const uint8_t *w, size_t wstride, const blk_q8_0 *y, float *out) {
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    const __m256i ones = _mm256_set1_epi16(1), sixteen = _mm256_set1_epi8(16);
-    const __m256i pick01 = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), pick23 = _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3);
+    __m256 acc[NR];
+    for (int r = 0; r < NR; r++) acc[r] = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / QK; i++) {
         prefetch_next_group(w, wstride, sizeof(blk_q5_0), i);
-        __m256 dx = _mm256_castps128_ps256(d4(w, wstride, sizeof(blk_q5_0), i));
-        __m256 dy = _mm256_set1_ps(hf(y[i].d));
-        __m256i lo0, hi0, lo1, hi1;
-        q5_0_pair(&WROW(0, blk_q5_0)[i], &WROW(1, blk_q5_0)[i], &lo0, &hi0);
-        q5_0_pair(&WROW(2, blk_q5_0)[i], &WROW(3, blk_q5_0)[i], &lo1, &hi1);
-        __m256i ylo = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)y[i].qs));
-        __m256i yhi = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(y[i].qs + 16)));
-        __m256i corr = _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(sixteen, ylo),
-                                                          _mm256_maddubs_epi16(sixteen, yhi)), ones);
-        __m256i p0 = _mm256_add_epi16(_mm256_maddubs_epi16(lo0, ylo), _mm256_maddubs_epi16(hi0, yhi));
-        __m256i p1 = _mm256_add_epi16(_mm256_maddubs_epi16(lo1, ylo), _mm256_maddubs_epi16(hi1, yhi));
-        p0 = _mm256_sub_epi32(_mm256_madd_epi16(p0, ones), corr);
-        p1 = _mm256_sub_epi32(_mm256_madd_epi16(p1, ones), corr);
-        acc0 = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_permutevar8x32_ps(dx, pick01), dy), _mm256_cvtepi32_ps(p0), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_permutevar8x32_ps(dx, pick23), dy), _mm256_cvtepi32_ps(p1), acc1);
+        __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
+        const float dy = hf(y[i].d);
+        for (int r = 0; r < NR; r++) {
+            const blk_q5_0 *b = &WROW(r, blk_q5_0)[i];
+            __m256 p = _mm256_cvtepi32_ps(dot_i8_i8(q5_0_codes(b), qy));
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(hf(b->d) * dy), p, acc[r]);
+        }
     }
-    store_pairs(acc0, acc1, _mm_setzero_ps(), out);
+    for (int r = 0; r < NR; r++) out[r] = hsum_ps(acc[r]);
 }
