@@ -4,7 +4,6 @@
 #include "internal.h"
 #include <immintrin.h>
 #include <math.h>
-#include <pthread.h>
 
 // ---- exp --------------------------------------------------------------------------------
 
@@ -97,29 +96,32 @@ void ck_silu(const float *x, float *y, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] = x[i] / (1.0f + expf(-x[i]));
 }
 
-#define GELU_C 0.79788456080286535587989211986876f  // sqrt(2/pi), as ggml's SQRT_2_OVER_PI
+#define GELU_C 0.7978845608028654f  // sqrt(2/pi)
 #define GELU_A 0.044715f
 
-// llama.cpp's CPU GELU (GGML_GELU_FP16, on by default): x is rounded to f16 and looked up in a
-// table of f16(gelu(f16 value)); x <= -10 gives 0 and x >= 10 gives x. The table is built once
-// with ggml's formula (the inner 1 + a·x·x fused, as GCC contracts it).
-static uint16_t gelu_table[65536];
-static pthread_once_t gelu_once = PTHREAD_ONCE_INIT;
-static void gelu_table_init(void) {
-    for (int i = 0; i < 65536; i++) {
-        const float f = ck_f16_to_f32((uint16_t)i);
-        const float inner = fmaf(GELU_A * f, f, 1.0f);
-        gelu_table[i] = ck_f32_to_f16(0.5f * f * (1.0f + tanhf(GELU_C * f * inner)));
+// 0.5·x·(1 + tanh(u)) = x / (1 + e^{-2u}): the same function without the cancellation of
+// 1 + tanh(u) near u → -∞.
+static CK_AVX2 void gelu_avx2(const float *x, float *y, int64_t n) {
+    const __m256 one = _mm256_set1_ps(1.0f), m2c = _mm256_set1_ps(-2.0f * GELU_C);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        __m256 inner = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(GELU_A), v), _mm256_mul_ps(v, v), v);
+        __m256 e = exp256(_mm256_mul_ps(m2c, inner));
+        _mm256_storeu_ps(y + i, _mm256_div_ps(v, _mm256_add_ps(one, e)));
+    }
+    for (; i < n; i++) {
+        float v = x[i];
+        y[i] = v / (1.0f + expf(-2.0f * GELU_C * v * (1.0f + GELU_A * v * v)));
     }
 }
 
 void ck_gelu(const float *x, float *y, int64_t n) {
-    pthread_once(&gelu_once, gelu_table_init);
+    if (ck_use_avx2 < 0) ck_init_cpu();
+    if (ck_use_avx2) { gelu_avx2(x, y, n); return; }
     for (int64_t i = 0; i < n; i++) {
-        const float v = x[i];
-        if (v <= -10.0f) y[i] = 0.0f;
-        else if (v >= 10.0f) y[i] = v;
-        else y[i] = ck_f16_to_f32(gelu_table[ck_f32_to_f16(v)]);
+        float v = x[i];
+        y[i] = v / (1.0f + expf(-2.0f * GELU_C * v * (1.0f + GELU_A * v * v)));
     }
 }
 
