@@ -50,17 +50,6 @@ static inline CK_AVX2 __m256i bits_to_bytes(const uint8_t *p) {
 
 // ---- quantization ----------------------------------------------------------------------
 
-// roundf (half away from zero) exactly: truncate, then step away from zero when the
-// remainder is at least one half.
-static inline CK_AVX2 __m256 round_away(__m256 v) {
-    const __m256 signbit = _mm256_set1_ps(-0.0f);
-    __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-    __m256 frac = _mm256_andnot_ps(signbit, _mm256_sub_ps(v, t));
-    __m256 one = _mm256_or_ps(_mm256_and_ps(v, signbit), _mm256_set1_ps(1.0f));
-    __m256 step = _mm256_and_ps(_mm256_cmp_ps(frac, _mm256_set1_ps(0.5f), _CMP_GE_OQ), one);
-    return _mm256_add_ps(t, step);
-}
-
 // Pack 4×8 int32 (each within int8) into 32 bytes in order.
 static inline CK_AVX2 __m256i pack_i32x4(__m256i a, __m256i b, __m256i c, __m256i d) {
     __m256i ab = _mm256_packs_epi32(a, b), cd = _mm256_packs_epi32(c, d);
@@ -78,13 +67,16 @@ static inline CK_AVX2 void quant_block_32(const float *x, int8_t *qs, float *d_o
     h = _mm_max_ps(h, _mm_movehl_ps(h, h));
     h = _mm_max_ss(h, _mm_movehdup_ps(h));
     const float amax = _mm_cvtss_f32(h);
+    // As ggml's x86 quantize_row_q8_0/q8_1 (what llama.cpp runs on AVX2, not the _ref rule):
+    // the multiplier is 127/amax and halves round to even.
     const float d = amax / 127.0f;
-    const float id = d != 0 ? 1.0f / d : 0.0f;
+    const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
     const __m256 mul = _mm256_set1_ps(id);
-    __m256i i0 = _mm256_cvtps_epi32(round_away(_mm256_mul_ps(v0, mul)));
-    __m256i i1 = _mm256_cvtps_epi32(round_away(_mm256_mul_ps(v1, mul)));
-    __m256i i2 = _mm256_cvtps_epi32(round_away(_mm256_mul_ps(v2, mul)));
-    __m256i i3 = _mm256_cvtps_epi32(round_away(_mm256_mul_ps(v3, mul)));
+#define RNE (_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+    __m256i i0 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v0, mul), RNE));
+    __m256i i1 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v1, mul), RNE));
+    __m256i i2 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v2, mul), RNE));
+    __m256i i3 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v3, mul), RNE));
     if (sum_out) *sum_out = hsum_epi32(_mm256_add_epi32(_mm256_add_epi32(i0, i1), _mm256_add_epi32(i2, i3)));
     _mm256_storeu_si256((__m256i *)qs, pack_i32x4(i0, i1, i2, i3));
     *d_out = d;
@@ -106,7 +98,7 @@ CK_AVX2 void ck_quantize_row_q8_1_avx2(const float *x, void *vy, int64_t n) {
         int sum;
         quant_block_32(x + i * QK, y[i].qs, &d, &sum);
         y[i].d = _cvtss_sh(d, 0);
-        y[i].s = _cvtss_sh((float)sum * d, 0);
+        y[i].s = _cvtss_sh(d * (float)sum, 0);
     }
 }
 
@@ -171,12 +163,18 @@ static inline CK_AVX2 __m128 load_2h(const void *p) {
 static CK_AVX2 void rows_q8_0(int64_t n, const uint8_t *w, size_t wstride, const blk_q8_0 *y, float *out);
 
 CK_AVX2 float ck_dot_q8_0_avx2(int64_t n, const void *vx, const void *vy) {
-    // The 4-row decode kernel with all four rows the same row (stride 0): a row's sum never
-    // mixes with the others', so this rounds exactly as decode does, and batches of any size
-    // give the same logits as token-by-token decode.
-    float out[4];
-    rows_q8_0(n, (const uint8_t *)vx, 0, (const blk_q8_0 *)vy, out);
-    return out[0];
+    // ggml_vec_dot_q8_0_q8_0 (AVX2): one accumulator chain acc = fma(dx·dy, Σ4 products per lane,
+    // acc), then hsum. rows_q8_0 runs the same chain per row, so decode and batches agree.
+    const blk_q8_0 *x = vx;
+    const blk_q8_0 *y = vy;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / QK; i++) {
+        __m256i qx = _mm256_loadu_si256((const __m256i *)x[i].qs);
+        __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
+        __m256 p = _mm256_cvtepi32_ps(dot_i8_i8(qx, qy));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(hf(x[i].d) * hf(y[i].d)), p, acc);
+    }
+    return hsum_ps(acc);
 }
 
 CK_AVX2 float ck_dot_q4_0_avx2(int64_t n, const void *vx, const void *vy) {
@@ -325,10 +323,9 @@ CK_AVX2 float ck_dot_q6_K_avx2(int64_t n, const void *vx, const void *vy) {
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / QKK; i++) {
         // Scales cover 16 elements each, as do Q8_K's bsums, so the -32 offset of every code
-        // is 32 × Σ scale_g × bsum_g.
+        // comes from Σ scale_g × bsum_g.
         __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[i].scales));
         __m256i bs = _mm256_loadu_si256((const __m256i *)y[i].bsums);
-        const int offset = 32 * hsum_epi32(_mm256_madd_epi16(sc16, bs));
         const int8_t *sc = x[i].scales;
         __m256i sumi = _mm256_setzero_si256();
         for (int h = 0; h < 2; h++) {
@@ -352,10 +349,11 @@ CK_AVX2 float ck_dot_q6_K_avx2(int64_t n, const void *vx, const void *vy) {
                 sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scv));
             }
         }
+        // As ggml_vec_dot_q6_K_q8_K (AVX2): the offset leaves each int32 lane before the one FMA,
+        // lane l losing 32·(bsum[2l]·scale[2l] + bsum[2l+1]·scale[2l+1]).
         const float d = y[i].d * hf(x[i].d);
-        __m256 v = _mm256_cvtepi32_ps(sumi);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), v, acc);
-        acc = _mm256_sub_ps(acc, _mm256_setr_ps(d * (float)offset, 0, 0, 0, 0, 0, 0, 0));
+        sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32(_mm256_madd_epi16(bs, sc16), 5));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
     }
     return hsum_ps(acc);
 }
@@ -549,10 +547,9 @@ static CK_AVX2 void multi_q6_K(int64_t n, const blk_q6_K *x, const uint8_t *a, s
         for (int t = 0; t < NT; t++) {
             const blk_q8_K *y = ACT(t, blk_q8_K) + i;
             const float d = y->d * xd;
-            const int offset = 32 * hsum_epi32(_mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)y->bsums)));
-            // the same two steps as ck_dot_q6_K_avx2, so batch and single-token results agree
-            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
-            acc[t] = _mm256_sub_ps(acc[t], _mm256_setr_ps(d * (float)offset, 0, 0, 0, 0, 0, 0, 0));
+            // the same steps as ck_dot_q6_K_avx2 (ggml's order), so batch and single-token results agree
+            __m256i off = _mm256_slli_epi32(_mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y->bsums), sc16), 5);
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(_mm256_sub_epi32(sumi[t], off)), acc[t]);
         }
     }
     for (int t = 0; t < NT; t++) out[t * os] = hsum_ps(acc[t]);
@@ -616,28 +613,24 @@ static inline CK_AVX2 void prefetch_next_group(const uint8_t *w, size_t wstride,
 }
 
 static CK_AVX2 void rows_q8_0(int64_t n, const uint8_t *w, size_t wstride, const blk_q8_0 *y, float *out) {
-    __m256 acc = _mm256_setzero_ps();
-    const __m256i ones = _mm256_set1_epi16(1);
+    // Four rows, each summed exactly as ggml_vec_dot_q8_0_q8_0 (see ck_dot_q8_0_avx2): lane l of
+    // row r's accumulator gets fma(dx·dy, Σ of products 4l..4l+3, acc) block by block.
+    __m256 acc[NR];
+    for (int r = 0; r < NR; r++) acc[r] = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / QK; i++) {
-        // maddubs needs one unsigned operand: |x|, and y with x's sign (exact for any weight
-        // byte, -128 included, since activations stay within ±127).
         __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
-        __m256i p[NR];
+        const float dy = hf(y[i].d);
         // The 4-row groups are adjacent in memory, so the next group starts 4 rows on: pull it in
         // while this one is being summed (decode of the big Q8_0 output matrix is DRAM-bound).
-        // Stride 0 (single-row dot) skips it.
-        if (wstride) {
-            const char *pf = (const char *)w + (size_t)NR * wstride + (size_t)i * sizeof(blk_q8_0);
-            for (int r = 0; r < NR; r++) _mm_prefetch(pf + (size_t)r * wstride, _MM_HINT_T0);
-        }
+        prefetch_next_group(w, wstride, sizeof(blk_q8_0), i);
         for (int r = 0; r < NR; r++) {
-            __m256i qx = _mm256_loadu_si256((const __m256i *)WROW(r, blk_q8_0)[i].qs);
-            p[r] = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(qx), _mm256_sign_epi8(qy, qx)), ones);
+            const blk_q8_0 *b = &WROW(r, blk_q8_0)[i];
+            __m256i qx = _mm256_loadu_si256((const __m256i *)b->qs);
+            __m256 p = _mm256_cvtepi32_ps(dot_i8_i8(qx, qy));
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(hf(b->d) * dy), p, acc[r]);
         }
-        __m128 sc = _mm_mul_ps(d4(w, wstride, sizeof(blk_q8_0), i), _mm_set1_ps(hf(y[i].d)));
-        acc = _mm256_fmadd_ps(_mm256_set_m128(sc, sc), _mm256_cvtepi32_ps(reduce4_epi32(p[0], p[1], p[2], p[3])), acc);
     }
-    store_halves_sum(acc, out);
+    for (int r = 0; r < NR; r++) out[r] = hsum_ps(acc[r]);
 }
 
 // Q5_0 codes as unsigned bytes q | bit<<4 in [0, 31] (the signed code plus 16).
@@ -649,36 +642,25 @@ static inline CK_AVX2 __m256i q5_0_ucodes(const blk_q5_0 *b) {
 static CK_AVX2 void rows_q5_0(int64_t n, const uint8_t *w, size_t wstride, const blk_q8_0 *y, float *out);
 
 static CK_AVX2 void rows_q4_1(int64_t n, const uint8_t *w, size_t wstride, const blk_q8_1 *y, float *out) {
-    // Two rows share a vector: row r's 16 code bytes in the low half, row r+1's in the high;
-    // the activation halves are broadcast to match, so one maddubs covers two rows.
-    __m256 acc01 = _mm256_setzero_ps(), acc23 = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
-    const __m256i ones = _mm256_set1_epi16(1);
-    const __m256i pick01 = _mm256_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2), pick23 = _mm256_setr_epi32(4, 4, 4, 4, 6, 6, 6, 6);
+    // Four rows, each summed exactly as ggml_vec_dot_q4_1_q8_1 (AVX2): lane l of a row's
+    // accumulator gets fma(d·dy, Σ of products 4l..4l+3, acc) block by block (element order as
+    // ggml's bytes_from_nibbles_32: low nibbles are elements 0..15), the mins m·s are summed in a
+    // float one block at a time, and the result is hsum(acc) + mins.
+    __m256 acc[NR];
+    float summs[NR];
+    for (int r = 0; r < NR; r++) { acc[r] = _mm256_setzero_ps(); summs[r] = 0.0f; }
     for (int64_t i = 0; i < n / QK; i++) {
         prefetch_next_group(w, wstride, sizeof(blk_q4_1), i);
-        __m256i ylo = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)y[i].qs));
-        __m256i yhi = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(y[i].qs + 16)));
-        __m128 ds = load_2h(&y[i].d);
-        // [d0·dy, m0·s, d1·dy, m1·s, ...]
-        __m256 dm = _mm256_mul_ps(heads4(w, wstride, sizeof(blk_q4_1), i),
-                                  _mm256_castpd_ps(_mm256_broadcastsd_pd(_mm_castps_pd(ds))));
-        accm = _mm256_fmadd_ps(heads4(w, wstride, sizeof(blk_q4_1), i),
-                               _mm256_castpd_ps(_mm256_broadcastsd_pd(_mm_castps_pd(ds))), accm);  // as tile_q4_1
-        __m256i lo, hi;
-        nibbles_2rows(WROW(0, blk_q4_1)[i].qs, WROW(1, blk_q4_1)[i].qs, &lo, &hi);
-        __m256i p01 = _mm256_add_epi16(_mm256_maddubs_epi16(lo, ylo), _mm256_maddubs_epi16(hi, yhi));
-        acc01 = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(dm, pick01), _mm256_cvtepi32_ps(_mm256_madd_epi16(p01, ones)), acc01);
-        nibbles_2rows(WROW(2, blk_q4_1)[i].qs, WROW(3, blk_q4_1)[i].qs, &lo, &hi);
-        __m256i p23 = _mm256_add_epi16(_mm256_maddubs_epi16(lo, ylo), _mm256_maddubs_epi16(hi, yhi));
-        acc23 = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(dm, pick23), _mm256_cvtepi32_ps(_mm256_madd_epi16(p23, ones)), acc23);
+        __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
+        const float dy = hf(y[i].d), sy = hf(y[i].s);
+        for (int r = 0; r < NR; r++) {
+            const blk_q4_1 *b = &WROW(r, blk_q4_1)[i];
+            __m256 p = _mm256_cvtepi32_ps(dot_u8_i8(unpack_nibbles(b->qs), qy));
+            summs[r] = fmaf(hf(b->m), sy, summs[r]);  // m·s is exact in f32, so fused or not alike
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(hf(b->d) * dy), p, acc[r]);
+        }
     }
-    // rows: halves of acc01 and acc23; mins: odd lanes of accm
-    __m256 h = _mm256_hadd_ps(acc01, acc23);            // [r0 r0 r2 r2 | r1 r1 r3 r3] partials
-    h = _mm256_hadd_ps(h, h);                           // [r0 r2 r0 r2 | r1 r3 r1 r3]
-    __m128 lo4 = _mm256_castps256_ps128(h), hi4 = _mm256_extractf128_ps(h, 1);
-    __m128 rows = _mm_unpacklo_ps(lo4, hi4);            // [r0 r1 r2 r3]
-    __m128 mins = _mm_shuffle_ps(_mm256_castps256_ps128(accm), _mm256_extractf128_ps(accm, 1), 0xDD);  // lanes 1,3 | 5,7
-    _mm_storeu_ps(out, _mm_add_ps(rows, mins));
+    for (int r = 0; r < NR; r++) out[r] = hsum_ps(acc[r]) + summs[r];
 }
 
 void ck_vec_dot_rows(int type, int64_t n, const void *vw, size_t wstride, int64_t nrows,
@@ -747,80 +729,6 @@ static inline CK_AVX2 __m256 bcast_lane(__m256 v, int k) {
     return _mm256_permutevar8x32_ps(v, _mm256_set1_epi32(k));
 }
 
-static CK_AVX2 void tile_q4_1(int64_t n, const uint8_t *w, size_t wstride, const uint8_t *a, size_t astride,
-                              float *out, int64_t os) {
-    __m256 acc0[NT], acc1[NT], accm01 = _mm256_setzero_ps(), accm23 = _mm256_setzero_ps();
-    for (int t = 0; t < NT; t++) { acc0[t] = _mm256_setzero_ps(); acc1[t] = _mm256_setzero_ps(); }
-    const __m256i ones = _mm256_set1_epi16(1);
-    const __m256i pick01 = _mm256_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2), pick23 = _mm256_setr_epi32(4, 4, 4, 4, 6, 6, 6, 6);
-    const __m256i pickm = _mm256_setr_epi32(1, 3, 5, 7, 1, 3, 5, 7);
-    const __m256i picks01 = _mm256_setr_epi32(1, 1, 1, 1, 3, 3, 3, 3), picks23 = _mm256_setr_epi32(5, 5, 5, 5, 7, 7, 7, 7);
-    for (int64_t i = 0; i < n / QK; i++) {
-        __m256 hm = heads4(w, wstride, sizeof(blk_q4_1), i);       // [d0 m0 d1 m1 d2 m2 d3 m3]
-        __m256 d01 = _mm256_permutevar8x32_ps(hm, pick01), d23 = _mm256_permutevar8x32_ps(hm, pick23);
-        __m256 mm = _mm256_permutevar8x32_ps(hm, pickm);            // [m0 m1 m2 m3 m0 m1 m2 m3]
-        __m256 ds = act_heads4(a, astride, sizeof(blk_q8_1), i);   // [dy0 s0 dy1 s1 ...]
-        accm01 = _mm256_fmadd_ps(mm, _mm256_permutevar8x32_ps(ds, picks01), accm01);
-        accm23 = _mm256_fmadd_ps(mm, _mm256_permutevar8x32_ps(ds, picks23), accm23);
-        __m256i lo0, hi0, lo1, hi1;
-        nibbles_2rows(WROW(0, blk_q4_1)[i].qs, WROW(1, blk_q4_1)[i].qs, &lo0, &hi0);
-        nibbles_2rows(WROW(2, blk_q4_1)[i].qs, WROW(3, blk_q4_1)[i].qs, &lo1, &hi1);
-        for (int t = 0; t < NT; t++) {
-            const int8_t *q = ACT(t, blk_q8_1)[i].qs;
-            __m256i ylo = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)q));
-            __m256i yhi = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(q + 16)));
-            __m256 dy = bcast_lane(ds, 2 * t);
-            __m256i p0 = _mm256_add_epi16(_mm256_maddubs_epi16(lo0, ylo), _mm256_maddubs_epi16(hi0, yhi));
-            __m256i p1 = _mm256_add_epi16(_mm256_maddubs_epi16(lo1, ylo), _mm256_maddubs_epi16(hi1, yhi));
-            acc0[t] = _mm256_fmadd_ps(_mm256_mul_ps(d01, dy), _mm256_cvtepi32_ps(_mm256_madd_epi16(p0, ones)), acc0[t]);
-            acc1[t] = _mm256_fmadd_ps(_mm256_mul_ps(d23, dy), _mm256_cvtepi32_ps(_mm256_madd_epi16(p1, ones)), acc1[t]);
-        }
-    }
-    __m128 m[NT] = { _mm256_castps256_ps128(accm01), _mm256_extractf128_ps(accm01, 1),
-                     _mm256_castps256_ps128(accm23), _mm256_extractf128_ps(accm23, 1) };
-    for (int t = 0; t < NT; t++) store_pairs(acc0[t], acc1[t], m[t], out + t * os);
-}
-
-// Q5_0 codes of two rows' block i in pair layout, unsigned (code + 16).
-static inline CK_AVX2 void q5_0_pair(const blk_q5_0 *ra, const blk_q5_0 *rb, __m256i *lo, __m256i *hi) {
-    __m256i ua = q5_0_ucodes(ra), ub = q5_0_ucodes(rb);
-    *lo = _mm256_permute2x128_si256(ua, ub, 0x20);
-    *hi = _mm256_permute2x128_si256(ua, ub, 0x31);
-}
-
-static CK_AVX2 void tile_q5_0(int64_t n, const uint8_t *w, size_t wstride, const uint8_t *a, size_t astride,
-                              float *out, int64_t os) {
-    __m256 acc0[NT], acc1[NT];
-    for (int t = 0; t < NT; t++) { acc0[t] = _mm256_setzero_ps(); acc1[t] = _mm256_setzero_ps(); }
-    const __m256i ones = _mm256_set1_epi16(1), sixteen = _mm256_set1_epi8(16);
-    const __m256i pick01 = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), pick23 = _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3);
-    for (int64_t i = 0; i < n / QK; i++) {
-        prefetch_next_group(w, wstride, sizeof(blk_q5_0), i);
-        __m256 dx = _mm256_castps128_ps256(d4(w, wstride, sizeof(blk_q5_0), i));
-        __m256 d01 = _mm256_permutevar8x32_ps(dx, pick01), d23 = _mm256_permutevar8x32_ps(dx, pick23);
-        __m256 dys = _mm256_castps128_ps256(d4(a, astride, sizeof(blk_q8_0), i));
-        __m256i lo0, hi0, lo1, hi1;
-        q5_0_pair(&WROW(0, blk_q5_0)[i], &WROW(1, blk_q5_0)[i], &lo0, &hi0);
-        q5_0_pair(&WROW(2, blk_q5_0)[i], &WROW(3, blk_q5_0)[i], &lo1, &hi1);
-        for (int t = 0; t < NT; t++) {
-            const int8_t *q = ACT(t, blk_q8_0)[i].qs;
-            __m256i ylo = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)q));
-            __m256i yhi = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(q + 16)));
-            // 16·Σy, spread so that each half of the vector sums to it (matches the pair lanes)
-            __m256i corr = _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(sixteen, ylo),
-                                                              _mm256_maddubs_epi16(sixteen, yhi)), ones);
-            __m256 dy = bcast_lane(dys, t);
-            __m256i p0 = _mm256_add_epi16(_mm256_maddubs_epi16(lo0, ylo), _mm256_maddubs_epi16(hi0, yhi));
-            __m256i p1 = _mm256_add_epi16(_mm256_maddubs_epi16(lo1, ylo), _mm256_maddubs_epi16(hi1, yhi));
-            p0 = _mm256_sub_epi32(_mm256_madd_epi16(p0, ones), corr);
-            p1 = _mm256_sub_epi32(_mm256_madd_epi16(p1, ones), corr);
-            acc0[t] = _mm256_fmadd_ps(_mm256_mul_ps(d01, dy), _mm256_cvtepi32_ps(p0), acc0[t]);
-            acc1[t] = _mm256_fmadd_ps(_mm256_mul_ps(d23, dy), _mm256_cvtepi32_ps(p1), acc1[t]);
-        }
-    }
-    for (int t = 0; t < NT; t++) store_pairs(acc0[t], acc1[t], _mm_setzero_ps(), out + t * os);
-}
-
 void ck_vec_dot_tile(int type, int64_t n, const void *vw, size_t wstride, int64_t nrows, const void *va,
                      size_t astride, int64_t ntok, float *out, int64_t os) {
     const uint8_t *w = vw, *a = va;
@@ -833,44 +741,24 @@ void ck_vec_dot_tile(int type, int64_t n, const void *vw, size_t wstride, int64_
             for (int64_t t = 0; t < ntok; t++)
                 rows_q8_0(n, w + (size_t)r * wstride, wstride, (const blk_q8_0 *)(a + (size_t)t * astride), out + t * os + r);
     }
-    if (ck_use_avx2 && (type == CK_Q4_1 || type == CK_Q5_0)) {
-        for (; r + NR <= nrows; r += NR) {
-            const uint8_t *wr = w + (size_t)r * wstride;
-            int64_t t = 0;
-            for (; t + NT <= ntok; t += NT) {
-                const uint8_t *at = a + (size_t)t * astride;
-                if (type == CK_Q4_1) tile_q4_1(n, wr, wstride, at, astride, out + t * os + r, os);
-                else tile_q5_0(n, wr, wstride, at, astride, out + t * os + r, os);
-            }
-            for (; t < ntok; t++) ck_vec_dot_rows(type, n, wr, wstride, NR, a + (size_t)t * astride, out + t * os + r);
-        }
-    }
     for (; r < nrows; r++) ck_vec_dot_multi(type, n, w + (size_t)r * wstride, a, astride, ntok, out + r, os);
 }
 
-// Decode twin of tile_q5_0: the same lane arithmetic, so a token's results are bitwise the same
-// whether it goes through a batch or alone.
+// Four rows, each summed exactly as ggml_vec_dot_q5_0_q8_0 (and llamafile's tinyBLAS, which
+// llama.cpp uses for Q5_0 batches, sums each row × token the same way): lane l of a row's
+// accumulator gets fma(d·dy, Σ of signed products 4l..4l+3, acc) block by block, then hsum.
 static CK_AVX2 void rows_q5_0(int64_t n, const uint8_t *w, size_t wstride, const blk_q8_0 *y, float *out) {
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    const __m256i ones = _mm256_set1_epi16(1), sixteen = _mm256_set1_epi8(16);
-    const __m256i pick01 = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), pick23 = _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3);
+    __m256 acc[NR];
+    for (int r = 0; r < NR; r++) acc[r] = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / QK; i++) {
         prefetch_next_group(w, wstride, sizeof(blk_q5_0), i);
-        __m256 dx = _mm256_castps128_ps256(d4(w, wstride, sizeof(blk_q5_0), i));
-        __m256 dy = _mm256_set1_ps(hf(y[i].d));
-        __m256i lo0, hi0, lo1, hi1;
-        q5_0_pair(&WROW(0, blk_q5_0)[i], &WROW(1, blk_q5_0)[i], &lo0, &hi0);
-        q5_0_pair(&WROW(2, blk_q5_0)[i], &WROW(3, blk_q5_0)[i], &lo1, &hi1);
-        __m256i ylo = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)y[i].qs));
-        __m256i yhi = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(y[i].qs + 16)));
-        __m256i corr = _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(sixteen, ylo),
-                                                          _mm256_maddubs_epi16(sixteen, yhi)), ones);
-        __m256i p0 = _mm256_add_epi16(_mm256_maddubs_epi16(lo0, ylo), _mm256_maddubs_epi16(hi0, yhi));
-        __m256i p1 = _mm256_add_epi16(_mm256_maddubs_epi16(lo1, ylo), _mm256_maddubs_epi16(hi1, yhi));
-        p0 = _mm256_sub_epi32(_mm256_madd_epi16(p0, ones), corr);
-        p1 = _mm256_sub_epi32(_mm256_madd_epi16(p1, ones), corr);
-        acc0 = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_permutevar8x32_ps(dx, pick01), dy), _mm256_cvtepi32_ps(p0), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_permutevar8x32_ps(dx, pick23), dy), _mm256_cvtepi32_ps(p1), acc1);
+        __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
+        const float dy = hf(y[i].d);
+        for (int r = 0; r < NR; r++) {
+            const blk_q5_0 *b = &WROW(r, blk_q5_0)[i];
+            __m256 p = _mm256_cvtepi32_ps(dot_i8_i8(q5_0_codes(b), qy));
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(hf(b->d) * dy), p, acc[r]);
+        }
     }
-    store_pairs(acc0, acc1, _mm_setzero_ps(), out);
+    for (int r = 0; r < NR; r++) out[r] = hsum_ps(acc[r]);
 }

@@ -46,12 +46,45 @@ void ck_exp(const float *x, float *y, int64_t n) {
 
 // ---- activations ----------------------------------------------------------------------------
 
+// e^x as ggml's AVX2 ggml_v_expf computes it (its rounding, not just its accuracy: llama.cpp's
+// SiLU goes through it, and greedy parity needs the same last bits). Port of the vec.h routine,
+// itself adapted from Arm's optimized-routines expf.
+static inline CK_AVX2 __m256 ggml_exp256(__m256 x) {
+    const __m256 r = _mm256_set1_ps(0x1.8p23f);
+    const __m256 z = _mm256_fmadd_ps(x, _mm256_set1_ps(0x1.715476p+0f), r);
+    const __m256 n = _mm256_sub_ps(z, r);
+    const __m256 b = _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.7f7d1cp-20f),
+                                      _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.62e4p-1f), x));
+    const __m256i e = _mm256_slli_epi32(_mm256_castps_si256(z), 23);
+    const __m256 k = _mm256_castsi256_ps(_mm256_add_epi32(e, _mm256_castps_si256(_mm256_set1_ps(1))));
+    const __m256i c = _mm256_castps_si256(
+        _mm256_cmp_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.f), n), _mm256_set1_ps(126), _CMP_GT_OQ));
+    const __m256 u = _mm256_mul_ps(b, b);
+    const __m256 j = _mm256_fmadd_ps(
+        _mm256_fmadd_ps(_mm256_fmadd_ps(_mm256_set1_ps(0x1.0e4020p-7f), b, _mm256_set1_ps(0x1.573e2ep-5f)), u,
+                        _mm256_fmadd_ps(_mm256_set1_ps(0x1.555e66p-3f), b, _mm256_set1_ps(0x1.fffdb6p-2f))),
+        u, _mm256_mul_ps(_mm256_set1_ps(0x1.ffffecp-1f), b));
+    if (!_mm256_movemask_ps(_mm256_castsi256_ps(c))) return _mm256_fmadd_ps(j, k, k);
+    const __m256i g = _mm256_and_si256(_mm256_castps_si256(_mm256_cmp_ps(n, _mm256_setzero_ps(), _CMP_LE_OQ)),
+                                       _mm256_set1_epi32((int)0x82000000u));
+    const __m256 s1 = _mm256_castsi256_ps(_mm256_add_epi32(g, _mm256_set1_epi32(0x7f000000)));
+    const __m256 s2 = _mm256_castsi256_ps(_mm256_sub_epi32(e, g));
+    const __m256i d = _mm256_castps_si256(
+        _mm256_cmp_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.f), n), _mm256_set1_ps(192), _CMP_GT_OQ));
+    return _mm256_or_ps(
+        _mm256_and_ps(_mm256_castsi256_ps(d), _mm256_mul_ps(s1, s1)),
+        _mm256_andnot_ps(_mm256_castsi256_ps(d),
+                         _mm256_or_ps(_mm256_and_ps(_mm256_castsi256_ps(c), _mm256_mul_ps(_mm256_fmadd_ps(s2, j, s2), s1)),
+                                      _mm256_andnot_ps(_mm256_castsi256_ps(c), _mm256_fmadd_ps(k, j, k)))));
+}
+
+// ggml_v_silu: x / (1 + e^(0 - x)), with ggml's exp.
 static CK_AVX2 void silu_avx2(const float *x, float *y, int64_t n) {
-    const __m256 one = _mm256_set1_ps(1.0f), neg = _mm256_set1_ps(-0.0f);
+    const __m256 one = _mm256_set1_ps(1.0f);
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) {
         __m256 v = _mm256_loadu_ps(x + i);
-        __m256 e = exp256(_mm256_xor_ps(v, neg));
+        __m256 e = ggml_exp256(_mm256_sub_ps(_mm256_setzero_ps(), v));
         _mm256_storeu_ps(y + i, _mm256_div_ps(v, _mm256_add_ps(one, e)));
     }
     for (; i < n; i++) y[i] = x[i] / (1.0f + expf(-x[i]));
@@ -137,23 +170,6 @@ void ck_softmax(float *x, int64_t n) {
 
 // ---- norms ---------------------------------------------------------------------------------
 
-// Sum of squares accumulated in double, as ggml's rms_norm does.
-static CK_AVX2 double sumsq_avx2(const float *x, int64_t n) {
-    __m256d a0 = _mm256_setzero_pd(), a1 = a0;
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256 v = _mm256_loadu_ps(x + i);
-        __m256 sq = _mm256_mul_ps(v, v);
-        a0 = _mm256_add_pd(a0, _mm256_cvtps_pd(_mm256_castps256_ps128(sq)));
-        a1 = _mm256_add_pd(a1, _mm256_cvtps_pd(_mm256_extractf128_ps(sq, 1)));
-    }
-    double t[4];
-    _mm256_storeu_pd(t, _mm256_add_pd(a0, a1));
-    double s = t[0] + t[1] + t[2] + t[3];
-    for (; i < n; i++) s += (double)(x[i] * x[i]);
-    return s;
-}
-
 static CK_AVX2 void scale_mul_avx2(const float *x, const float *w, float *y, int64_t n, float s) {
     const __m256 sv = _mm256_set1_ps(s);
     int64_t i = 0;
@@ -170,13 +186,10 @@ static CK_AVX2 void scale_mul_avx2(const float *x, const float *w, float *y, int
 void ck_rmsnorm(const float *x, const float *w, float *y, int64_t n, float eps) {
     if (n <= 0) return;
     if (ck_use_avx2 < 0) ck_init_cpu();
-    double ss;
-    if (ck_use_avx2) {
-        ss = sumsq_avx2(x, n);
-    } else {
-        ss = 0;
-        for (int64_t i = 0; i < n; i++) ss += (double)(x[i] * x[i]);
-    }
+    // As ggml's rms_norm: float squares summed one after another in double (the order matters
+    // for the last bit of the mean).
+    double ss = 0;
+    for (int64_t i = 0; i < n; i++) ss += (double)(x[i] * x[i]);
     const float scale = 1.0f / sqrtf((float)(ss / (double)n) + eps);
     if (ck_use_avx2) { scale_mul_avx2(x, w, y, n, scale); return; }
     for (int64_t i = 0; i < n; i++) y[i] = x[i] * scale * (w ? w[i] : 1.0f);
@@ -248,16 +261,28 @@ void ck_rope_cache(float pos, int64_t n_dims, float freq_base, float freq_scale,
     }
 }
 
+// As ggml's rotate_pairs compiled by GCC (-ffp-contract=fast contracts the first product of each
+// line): x0·cos − x1·sin = fma(x0, cos, −(x1·sin)), x0·sin + x1·cos = fma(x0, sin, x1·cos).
+#define ROPE_BODY                                                                  \
+    const int64_t half = n_dims / 2;                                               \
+    for (int64_t h = 0; h < n_heads; h++) {                                        \
+        float *v = x + h * head_dim;                                               \
+        for (int64_t i = 0; i < half; i++) {                                       \
+            const int64_t a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;   \
+            const float x0 = v[a], x1 = v[b];                                      \
+            v[a] = fmaf(x0, c[i], -(x1 * s[i]));                                   \
+            v[b] = fmaf(x0, s[i], x1 * c[i]);                                      \
+        }                                                                          \
+    }
+
+static CK_AVX2 void rope_apply_avx2(float *x, int64_t n_heads, int64_t head_dim, int64_t n_dims, const float *c,
+                                    const float *s, int neox) { ROPE_BODY }
+static void rope_apply_plain(float *x, int64_t n_heads, int64_t head_dim, int64_t n_dims, const float *c,
+                             const float *s, int neox) { ROPE_BODY }
+
 void ck_rope_apply(float *x, int64_t n_heads, int64_t head_dim, int64_t n_dims, const float *c,
                    const float *s, int neox) {
-    const int64_t half = n_dims / 2;
-    for (int64_t h = 0; h < n_heads; h++) {
-        float *v = x + h * head_dim;
-        for (int64_t i = 0; i < half; i++) {
-            const int64_t a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
-            const float x0 = v[a], x1 = v[b];
-            v[a] = x0 * c[i] - x1 * s[i];
-            v[b] = x0 * s[i] + x1 * c[i];
-        }
-    }
+    if (ck_use_avx2 < 0) ck_init_cpu();
+    if (ck_use_avx2) rope_apply_avx2(x, n_heads, head_dim, n_dims, c, s, neox);
+    else rope_apply_plain(x, n_heads, head_dim, n_dims, c, s, neox);
 }

@@ -112,9 +112,9 @@ void ck_quantize_row_q8_0_scalar(const float *x, void *vy, int64_t n) {
         float amax = 0;
         for (int j = 0; j < QK; j++) amax = fmaxf(amax, fabsf(x[j]));
         const float d = amax / 127.0f;
-        const float id = d != 0 ? 1.0f / d : 0.0f;
+        const float id = amax != 0.0f ? 127.0f / amax : 0.0f;  // ggml's x86 rule (see dots_avx2.c)
         y[i].d = ck_f32_to_f16(d);
-        for (int j = 0; j < QK; j++) y[i].qs[j] = (int8_t)roundf(x[j] * id);
+        for (int j = 0; j < QK; j++) y[i].qs[j] = (int8_t)nearbyintf(x[j] * id);
     }
 }
 
@@ -124,14 +124,14 @@ void ck_quantize_row_q8_1_scalar(const float *x, void *vy, int64_t n) {
         float amax = 0;
         for (int j = 0; j < QK; j++) amax = fmaxf(amax, fabsf(x[j]));
         const float d = amax / 127.0f;
-        const float id = d != 0 ? 1.0f / d : 0.0f;
+        const float id = amax != 0.0f ? 127.0f / amax : 0.0f;  // ggml's x86 rule (see dots_avx2.c)
         y[i].d = ck_f32_to_f16(d);
         int sum = 0;
         for (int j = 0; j < QK; j++) {
-            y[i].qs[j] = (int8_t)roundf(x[j] * id);
+            y[i].qs[j] = (int8_t)nearbyintf(x[j] * id);
             sum += y[i].qs[j];
         }
-        y[i].s = ck_f32_to_f16((float)sum * d);
+        y[i].s = ck_f32_to_f16(d * (float)sum);
     }
 }
 

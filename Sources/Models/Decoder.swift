@@ -59,6 +59,11 @@ public final class DecoderModel: @unchecked Sendable {
     public static let maxBatch = 512
     /// Tokens computed together within a batch (bounds scratch memory).
     static let stepTokens = 128
+    /// Testing only: called with (name, layer, values, count) at each step of the forward pass
+    /// (names as llama.cpp's eval callback: attn_norm, Qcur (after RoPE), Kcur, Vcur, kqv_out,
+    /// ffn_inp, ffn_norm, ffn_act, ffn_out, l_out, result_norm, result_output; layer -1 for the
+    /// output), to compare intermediates with the peer's (scripts/llamacpp-dump).
+    public var debugTap: ((String, Int, UnsafePointer<Float>, Int) -> Void)?
 
     public init(file: GGUFFile, threads: Int? = nil) throws(ModelError) {
         self.file = file
@@ -181,6 +186,7 @@ public final class DecoderModel: @unchecked Sendable {
         for (l, b) in weights.blocks.enumerated() {
             // Attention
             rmsnorm(s.x, b.attnNorm, n, h, into: s.xn)
+            debugTap?("attn_norm", l, s.xn, n * h)
             // q, k and v share one quantized input and one parallel loop
             compute.matmul([b.wq.matrix, b.wk.matrix, b.wv.matrix], x: s.xn, tokens: n, ys: [s.q, s.k, s.v])
             if let bq = b.bq, let bk = b.bk, let bv = b.bv {
@@ -205,21 +211,29 @@ public final class DecoderModel: @unchecked Sendable {
                 for d in 0..<vDim { vr[d] = ck_f32_to_f16(s.v[i * vDim + d]) }
             }
             attention(layer: l, n: n, pos0: pos0, cache: cache, s: s, tiled: tiledAttention)
+            debugTap?("Qcur", l, s.q, n * qDim)
+            debugTap?("Kcur", l, s.k, n * kDim)
+            debugTap?("Vcur", l, s.v, n * vDim)
+            debugTap?("kqv_out", l, s.att, n * c.heads * c.valueDim)
             compute.matmul(b.wo.matrix, x: s.att, tokens: n, y: s.o)
             if let pn = b.postAttnNorm { rmsnorm(s.o, pn, n, h, into: s.o) }
             FloatOps.add(s.x, s.o, into: s.x, count: n * h)
+            debugTap?("ffn_inp", l, s.x, n * h)
 
             // Feed-forward: down(act(gate(x)) · up(x))
             rmsnorm(s.x, b.ffnNorm, n, h, into: s.xn)
+            debugTap?("ffn_norm", l, s.xn, n * h)
             compute.matmul([b.wGate.matrix, b.wUp.matrix], x: s.xn, tokens: n, ys: [s.gate, s.up])
             switch c.activation {
             case .silu: FloatOps.silu(s.gate, into: s.gate, count: n * c.ffnSize)
             case .geluTanh: FloatOps.gelu(s.gate, into: s.gate, count: n * c.ffnSize)
             }
             FloatOps.mul(s.gate, s.up, into: s.gate, count: n * c.ffnSize)
+            debugTap?("ffn_act", l, s.gate, n * c.ffnSize)
             compute.matmul(b.wDown.matrix, x: s.gate, tokens: n, y: s.o)
             if let pn = b.postFFNNorm { rmsnorm(s.o, pn, n, h, into: s.o) }
             FloatOps.add(s.x, s.o, into: s.x, count: n * h)
+            debugTap?("l_out", l, s.x, n * h)
         }
         cache.advance(n)
 
@@ -228,9 +242,11 @@ public final class DecoderModel: @unchecked Sendable {
         let rowsOut = want == .all ? n : 1
         let first = want == .all ? 0 : n - 1
         rmsnorm(s.x + first * h, weights.outputNorm, rowsOut, h, into: s.xn)
+        debugTap?("result_norm", -1, s.xn, rowsOut * h)
         var logits = [Float](repeating: 0, count: rowsOut * c.vocabSize)
         logits.withUnsafeMutableBufferPointer { lp in
             compute.matmul(weights.output.matrix, x: s.xn, tokens: rowsOut, y: lp.baseAddress!)
+            debugTap?("result_output", -1, lp.baseAddress!, rowsOut * c.vocabSize)
         }
         return logits
     }

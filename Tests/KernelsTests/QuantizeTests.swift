@@ -19,19 +19,20 @@ final class QuantizeTests: XCTestCase {
         return out
     }
 
-    /// ggml quantize_row_q8_0_ref / q8_1_ref: d = amax/127, q = roundf(x/d), s = d·Σq.
+    /// ggml's x86 quantize_row_q8_0 / q8_1 (what llama.cpp runs on AVX2 machines; its _ref twins
+    /// differ on halves): d = amax/127, q = round-half-to-even(x·(127/amax)), s = d·Σq.
     func refQ8(_ x: [Float], withSum: Bool) -> [UInt8] {
         var out: [UInt8] = []
         for b in 0..<(x.count / 32) {
             let blk = x[(b * 32)..<(b * 32 + 32)]
             let amax = blk.map { abs($0) }.max()!
             let d = amax / 127
-            let id: Float = d != 0 ? 1 / d : 0
-            let q = blk.map { Int8(($0 * id).rounded(.toNearestOrAwayFromZero)) }
+            let id: Float = amax != 0 ? 127 / amax : 0
+            let q = blk.map { Int8(($0 * id).rounded(.toNearestOrEven)) }
             let dh = Float16(d).bitPattern
             out += [UInt8(dh & 0xFF), UInt8(dh >> 8)]
             if withSum {
-                let s = Float16(Float(q.reduce(0) { $0 + Int($1) }) * d).bitPattern
+                let s = Float16(d * Float(q.reduce(0) { $0 + Int($1) })).bitPattern
                 out += [UInt8(s & 0xFF), UInt8(s >> 8)]
             }
             out += q.map { UInt8(bitPattern: $0) }
