@@ -729,6 +729,57 @@ static inline CK_AVX2 __m256 bcast_lane(__m256 v, int k) {
     return _mm256_permutevar8x32_ps(v, _mm256_set1_epi32(k));
 }
 
+// Q5_0 codes of block i of two rows as signed bytes (code - 16) in pair layout: *lo holds row
+// a's elements 0..15 then row b's elements 0..15, *hi their elements 16..31.
+static inline CK_AVX2 void q5_0_pair_signed(const blk_q5_0 *ra, const blk_q5_0 *rb, __m256i *lo, __m256i *hi) {
+    __m256i nlo, nhi;
+    nibbles_2rows(ra->qs, rb->qs, &nlo, &nhi);
+    uint32_t ha, hb;
+    memcpy(&ha, ra->qh, 4);
+    memcpy(&hb, rb->qh, 4);
+    const uint32_t blo = (ha & 0xFFFFu) | (hb << 16), bhi = (ha >> 16) | (hb & 0xFFFF0000u);
+    const __m256i f0 = _mm256_set1_epi8((char)0xF0);
+    *lo = _mm256_or_si256(nlo, _mm256_andnot_si256(bits_to_bytes((const uint8_t *)&blo), f0));
+    *hi = _mm256_or_si256(nhi, _mm256_andnot_si256(bits_to_bytes((const uint8_t *)&bhi), f0));
+}
+
+// 2 weight rows × 4 tokens of Q5_0, each (row, token) summed exactly as ggml_vec_dot_q5_0_q8_0:
+// its 8 lanes (4 adjacent products each) are the low half of a row's lo accumulator (lanes
+// 0..3) and of its hi accumulator (lanes 4..7), so two rows share every maddubs, madd, convert
+// and FMA without mixing. The final fold is hsum_float_8's: ((x4+x0)+(x6+x2)) + ((x5+x1)+(x7+x3)).
+static CK_AVX2 void tile2x4_q5_0(int64_t n, const uint8_t *w, size_t wstride, const uint8_t *a, size_t astride,
+                                 float *out, int64_t os) {
+    __m256 lacc[NT], hacc[NT];
+    for (int t = 0; t < NT; t++) { lacc[t] = _mm256_setzero_ps(); hacc[t] = _mm256_setzero_ps(); }
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int64_t i = 0; i < n / QK; i++) {
+        const blk_q5_0 *ra = &WROW(0, blk_q5_0)[i], *rb = &WROW(1, blk_q5_0)[i];
+        __m256i lo, hi;
+        q5_0_pair_signed(ra, rb, &lo, &hi);
+        const __m256i alo = _mm256_sign_epi8(lo, lo), ahi = _mm256_sign_epi8(hi, hi);
+        const __m256 dpair = _mm256_set_m128(_mm_set1_ps(hf(rb->d)), _mm_set1_ps(hf(ra->d)));
+        for (int t = 0; t < NT; t++) {
+            const blk_q8_0 *y = ACT(t, blk_q8_0) + i;
+            const __m256i ylo = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)y->qs));
+            const __m256i yhi = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(y->qs + 16)));
+            const __m256 sc = _mm256_mul_ps(dpair, _mm256_set1_ps(hf(y->d)));
+            const __m256 pl = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(alo, _mm256_sign_epi8(ylo, lo)), ones));
+            const __m256 ph = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(ahi, _mm256_sign_epi8(yhi, hi)), ones));
+            lacc[t] = _mm256_fmadd_ps(sc, pl, lacc[t]);
+            hacc[t] = _mm256_fmadd_ps(sc, ph, hacc[t]);
+        }
+    }
+    for (int t = 0; t < NT; t++) {
+        float L[8], H[8];
+        _mm256_storeu_ps(L, lacc[t]);
+        _mm256_storeu_ps(H, hacc[t]);
+        for (int k = 0; k < 2; k++) {
+            const float *l = L + 4 * k, *h = H + 4 * k;
+            out[t * os + k] = ((h[0] + l[0]) + (h[2] + l[2])) + ((h[1] + l[1]) + (h[3] + l[3]));
+        }
+    }
+}
+
 void ck_vec_dot_tile(int type, int64_t n, const void *vw, size_t wstride, int64_t nrows, const void *va,
                      size_t astride, int64_t ntok, float *out, int64_t os) {
     const uint8_t *w = vw, *a = va;
@@ -740,6 +791,17 @@ void ck_vec_dot_tile(int type, int64_t n, const void *vw, size_t wstride, int64_
         for (; r + NR <= nrows; r += NR)
             for (int64_t t = 0; t < ntok; t++)
                 rows_q8_0(n, w + (size_t)r * wstride, wstride, (const blk_q8_0 *)(a + (size_t)t * astride), out + t * os + r);
+    }
+    if (ck_use_avx2 && type == CK_Q5_0) {
+        for (; r + 2 <= nrows; r += 2) {
+            const uint8_t *wr = w + (size_t)r * wstride;
+            int64_t t = 0;
+            for (; t + NT <= ntok; t += NT)
+                tile2x4_q5_0(n, wr, wstride, a + (size_t)t * astride, astride, out + t * os + r, os);
+            for (; t < ntok; t++)
+                for (int k = 0; k < 2; k++)
+                    out[t * os + r + k] = ck_vec_dot(type, n, wr + (size_t)k * wstride, a + (size_t)t * astride);
+        }
     }
     for (; r < nrows; r++) ck_vec_dot_multi(type, n, w + (size_t)r * wstride, a, astride, ntok, out + r, os);
 }
