@@ -147,7 +147,9 @@ public final class DecoderModel: @unchecked Sendable {
             while s0 < end {
                 let e0 = min(s0 + Self.stepTokens, end)
                 let want: LogitRows = allLogits ? .all : (e0 == n ? .last : .none)
-                let part = forwardStep(Array(tokens[s0..<e0]), cache: cache, logits: want, tiledAttention: tiled)
+                let pos0 = cache.count
+                let part = forwardStep(Array(tokens[s0..<e0]), rows: RowPlaces(single: cache, pos0: pos0, count: e0 - s0),
+                                       logits: want, tiledAttention: tiled)
                 if allLogits { logits += part } else if e0 == n { logits = part }
                 s0 = e0
             }
@@ -156,14 +158,55 @@ public final class DecoderModel: @unchecked Sendable {
         return logits
     }
 
+    /// One decode step for several sequences at once (continuous batching): token i goes to
+    /// caches[i] at its next position; each cache appears at most once. Returns the logits of
+    /// every row (row-major (n, vocab)). Each row's arithmetic is exactly that of a single-token
+    /// forward on its own cache, so batching never changes a sequence's output.
+    public func decode(tokens: [Int32], caches: [KVCache]) throws(ModelError) -> [Float] {
+        let n = tokens.count
+        guard n > 0 else { return [] }
+        guard caches.count == n else { throw .badConfig("decode: \(n) tokens for \(caches.count) caches") }
+        guard Set(caches.map { ObjectIdentifier($0) }).count == n else {
+            throw .badConfig("decode: a sequence's cache appears twice in one step")
+        }
+        for (t, cache) in zip(tokens, caches) {
+            guard cache.count < cache.capacity else {
+                throw .badConfig("the KV cache holds \(cache.capacity) tokens and is full")
+            }
+            guard t >= 0 && Int(t) < config.vocabSize else {
+                throw .badConfig("token id \(t) is outside the vocabulary (0..<\(config.vocabSize))")
+            }
+        }
+        lock.lock()
+        defer { lock.unlock() }
+        return forwardStep(tokens, rows: RowPlaces(caches: caches, positions: caches.map(\.count)), logits: .all, tiledAttention: false)
+    }
+
     enum LogitRows { case none, last, all }
 
-    private func forwardStep(_ tokens: [Int32], cache: KVCache, logits want: LogitRows, tiledAttention: Bool) -> [Float] {
+    /// Where each row of a step goes: its sequence's cache and position.
+    struct RowPlaces {
+        let caches: [KVCache]
+        let positions: [Int]
+        /// Set when every row belongs to one sequence at consecutive positions.
+        let single: KVCache?
+        init(single cache: KVCache, pos0: Int, count: Int) {
+            caches = Array(repeating: cache, count: count)
+            positions = Array(pos0..<(pos0 + count))
+            single = cache
+        }
+        init(caches: [KVCache], positions: [Int]) {
+            self.caches = caches
+            self.positions = positions
+            single = caches.count == 1 ? caches[0] : nil
+        }
+    }
+
+    private func forwardStep(_ tokens: [Int32], rows: RowPlaces, logits want: LogitRows, tiledAttention: Bool) -> [Float] {
         let c = config
         let n = tokens.count
-        let s = scratch(n: n, capacity: cache.capacity)
+        let s = scratch(n: n, capacity: rows.caches.map(\.capacity).max() ?? 0)
         let h = c.hiddenSize
-        let pos0 = cache.count
         let qDim = c.heads * c.headDim, kDim = c.kvHeads * c.headDim, vDim = c.kvHeads * c.valueDim
         let half = c.ropeDims / 2
 
@@ -175,7 +218,7 @@ public final class DecoderModel: @unchecked Sendable {
         // RoPE tables for this batch's positions (global base, and local base when it differs).
         let hasLocal = c.ropeBaseLocal != c.ropeBase
         for i in 0..<n {
-            let pos = Float(pos0 + i)
+            let pos = Float(rows.positions[i])
             ck_rope_cache(pos, Int64(c.ropeDims), c.ropeBase, c.ropeScale, s.ropeCos + i * half, s.ropeSin + i * half)
             if hasLocal {
                 ck_rope_cache(pos, Int64(c.ropeDims), c.ropeBaseLocal, c.ropeScale, s.ropeCosLocal + i * half, s.ropeSinLocal + i * half)
@@ -205,12 +248,12 @@ public final class DecoderModel: @unchecked Sendable {
             for i in 0..<n {
                 ck_rope_apply(s.q + i * qDim, Int64(c.heads), Int64(c.headDim), Int64(c.ropeDims), cosT + i * half, sinT + i * half, neox)
                 ck_rope_apply(s.k + i * kDim, Int64(c.kvHeads), Int64(c.headDim), Int64(c.ropeDims), cosT + i * half, sinT + i * half, neox)
-                let kr = cache.kRow(l, pos0 + i)
+                let kr = rows.caches[i].kRow(l, rows.positions[i])
                 for d in 0..<kDim { kr[d] = ck_f32_to_f16(s.k[i * kDim + d]) }
-                let vr = cache.vRow(l, pos0 + i)
+                let vr = rows.caches[i].vRow(l, rows.positions[i])
                 for d in 0..<vDim { vr[d] = ck_f32_to_f16(s.v[i * vDim + d]) }
             }
-            attention(layer: l, n: n, pos0: pos0, cache: cache, s: s, tiled: tiledAttention)
+            attention(layer: l, n: n, rows: rows, s: s, tiled: tiledAttention)
             debugTap?("Qcur", l, s.q, n * qDim)
             debugTap?("Kcur", l, s.k, n * kDim)
             debugTap?("Vcur", l, s.v, n * vDim)
@@ -235,7 +278,7 @@ public final class DecoderModel: @unchecked Sendable {
             FloatOps.add(s.x, s.o, into: s.x, count: n * h)
             debugTap?("l_out", l, s.x, n * h)
         }
-        cache.advance(n)
+        for cache in rows.caches { cache.advance(1) }
 
         // Output: logits for the last token (or all).
         if want == .none { return [] }
@@ -265,17 +308,18 @@ public final class DecoderModel: @unchecked Sendable {
     /// Causal (and, on sliding layers, windowed) attention of the batch's queries over the
     /// cache, parallel over (token, head), with llama.cpp's flash-attention roundings
     /// (CKernels/attention.c).
-    func attention(layer l: Int, n: Int, pos0: Int, cache: KVCache, s: Scratch, tiled useTiled: Bool) {
+    func attention(layer l: Int, n: Int, rows: RowPlaces, s: Scratch, tiled useTiled: Bool) {
         let c = config
         let qDim = c.heads * c.headDim
         let group = c.heads / c.kvHeads
         let window = c.isSliding(layer: l) ? c.slidingWindow : nil
         let headDim = c.headDim, valueDim = c.valueDim, heads = c.heads
-        let kDim = cache.kDim, vDim = cache.vDim
+        let kDim = rows.caches[0].kDim, vDim = rows.caches[0].vDim
         // Gemma scales queries before attention (per llm_build_gemma3_iswa); others scale q·k.
         let scale: Float = c.scalesQueries ? 1 : c.attentionScale
         if c.scalesQueries { FloatOps.scale(s.q, by: c.attentionScale, count: n * qDim) }
-        if useTiled, let tiled = s.tiled {
+        if useTiled, let tiled = s.tiled, let cache = rows.single {
+            let pos0 = rows.positions[0]
             // llama.cpp's tiled kernel for batches of 64 or more queries (its GGML_FA_TILE_Q):
             // one task per (head, 64 query rows).
             let tilesPerHead = (n + 63) / 64
@@ -300,7 +344,7 @@ public final class DecoderModel: @unchecked Sendable {
             for task in range {
                 let i = task / heads, hh = task % heads
                 let kvh = hh / group
-                let pos = pos0 + i
+                let pos = rows.positions[i], cache = rows.caches[i]
                 // per llama.cpp's standard SWA mask: a key at p is visible when pos - p < window
                 let lo = window.map { max(0, pos - $0 + 1) } ?? 0
                 ck_attention_head_f16(s.q + i * qDim + hh * headDim, Int64(headDim), Int64(valueDim),
