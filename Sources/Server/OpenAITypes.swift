@@ -194,6 +194,10 @@ public enum OpenAI {
         /// Character offset of each token in the returned text (prompt included with echo).
         public var text_offset: [Int]
 
+        public init(tokens: [String], token_logprobs: [Double?], top_logprobs: [[String: Double]?], text_offset: [Int]) {
+            self.tokens = tokens; self.token_logprobs = token_logprobs; self.top_logprobs = top_logprobs; self.text_offset = text_offset
+        }
+
         public func encode(to encoder: Encoder) throws {
             var c = encoder.container(keyedBy: CodingKeys.self)
             try c.encode(tokens, forKey: .tokens)
