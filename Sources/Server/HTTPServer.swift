@@ -110,7 +110,7 @@ public final class HTTPServer: @unchecked Sendable {
             }
             let n = min(max, pending.count)
             pending.withUnsafeBytes { src in
-                UnsafeMutableRawPointer(buf).copyMemory(from: src.baseAddress!, byteCount: n)
+                if let base = src.baseAddress, n > 0 { UnsafeMutableRawPointer(buf).copyMemory(from: base, byteCount: n) }
             }
             pending.removeFirst(n)
             if pending.isEmpty { pending = Data() } else { pending = Data(pending) }

@@ -59,10 +59,18 @@ struct ServeCommand: Command {
             throw UsageError("--template \(key)=…: no --model \(key)")
         }
 
-        // Signals are handled on a dispatch queue; the default actions are switched off first.
+        // SIGINT/SIGTERM are blocked in this thread before any other thread exists (threads
+        // inherit the mask), so they stay pending for the dispatch signal source (a signalfd on
+        // Linux) instead of killing the process from whichever thread the kernel picks.
+        // Ignoring them (SIG_IGN) would not do: ignored signals are discarded, never read.
         signal(SIGPIPE, SIG_IGN)
-        signal(SIGINT, SIG_IGN)
-        signal(SIGTERM, SIG_IGN)
+        var blocked = sigset_t()
+        sigemptyset(&blocked)
+        sigaddset(&blocked, SIGINT)
+        sigaddset(&blocked, SIGTERM)
+        // They stay blocked until the process exits: a second Ctrl-C during shutdown must not
+        // kill it half-way.
+        pthread_sigmask(SIG_BLOCK, &blocked, nil)
         let stop = DispatchSemaphore(value: 0)
         let sources = [SIGINT, SIGTERM].map { sig -> DispatchSourceSignal in
             let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
