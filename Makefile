@@ -4,7 +4,7 @@ STEWARD_HOME ?= $(HOME)/.cache/steward
 export STEWARD_HOME
 # Debian packages: what the build links against (C libraries through .systemLibrary targets),
 # and tmux for the terminal chat test.
-DEB_PACKAGES := libssl-dev tmux
+DEB_PACKAGES := libssl-dev libmicrohttpd-dev tmux
 SWIFT_RELEASE := swift build -c release
 HOST ?= 127.0.0.1
 PORT ?= 8080

@@ -15,6 +15,9 @@ let package = Package(
     ],
     targets: [
         .systemLibrary(name: "CCrypto", path: "Sources/CCrypto"),
+        // HTTP transport for `steward serve` (Debian: libmicrohttpd-dev).
+        .systemLibrary(name: "CMicroHTTPD", path: "Sources/CMicroHTTPD", pkgConfig: "libmicrohttpd",
+                       providers: [.apt(["libmicrohttpd-dev"])]),
         .target(name: "ModelFiles", dependencies: ["CCrypto"]),
         .target(name: "Tokenization", dependencies: ["ModelFiles"]),
         .target(name: "Templates"),
@@ -25,7 +28,8 @@ let package = Package(
         .target(name: "Models", dependencies: ["ModelFiles", "Kernels", "CKernels"]),
         .target(name: "Generation", dependencies: ["ModelFiles", "Tokenization", "Models"]),
         .target(name: "TestSupport", dependencies: ["ModelFiles"], path: "Sources/TestSupport"),
-        .target(name: "StewardCLI", dependencies: ["ModelFiles", "Tokenization", "Templates", "Models", "Generation"]),
+        .target(name: "Server", dependencies: ["CMicroHTTPD", "ModelFiles", "Tokenization", "Templates", "Models", "Generation"]),
+        .target(name: "StewardCLI", dependencies: ["ModelFiles", "Tokenization", "Templates", "Models", "Generation", "Server"]),
         .executableTarget(name: "steward", dependencies: ["StewardCLI"]),
         .testTarget(name: "ModelFilesTests", dependencies: ["TestSupport", "ModelFiles"]),
         .testTarget(name: "TokenizationTests", dependencies: ["TestSupport", "Tokenization", "ModelFiles"]),
@@ -34,5 +38,6 @@ let package = Package(
         .testTarget(name: "GenerationTests", dependencies: ["TestSupport", "Generation", "Models", "Tokenization", "ModelFiles"]),
         .testTarget(name: "ModelsTests", dependencies: ["TestSupport", "Models", "ModelFiles", "Kernels"]),
         .testTarget(name: "StewardCLITests", dependencies: ["TestSupport", "StewardCLI"]),
+        .testTarget(name: "ServerTests", dependencies: ["TestSupport", "Server", "Generation", "Models", "Tokenization", "ModelFiles"]),
     ]
 )

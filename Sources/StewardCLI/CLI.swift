@@ -26,6 +26,7 @@ public enum StewardCLI {
         PerplexityCommand(),
         BenchCommand(),
         TokenizerBenchCommand(),
+        ServeCommand(),
     ]
 
     static var topHelp: String {

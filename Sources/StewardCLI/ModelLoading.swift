@@ -4,6 +4,7 @@ import Models
 import Tokenization
 import Templates
 import Generation
+import Server
 
 /// A model ready to generate: file, weights, tokenizer and its chat template (if any).
 struct LoadedModel {
@@ -44,27 +45,9 @@ struct LoadedModel {
     /// Renders a conversation and tokenizes it. Special tokens in the rendered prompt are parsed;
     /// BOS is added by the model's rule unless the template already wrote it.
     func encodeChat(_ template: ChatTemplate, messages: [[String: String]]) throws -> [Int32] {
-        let msgs = TemplateValue.array(messages.map { m in
-            // role first, then content: the order a client would send
-            TemplateValue.object(TemplateObject(m.sorted { $0.key == "role" && $1.key != "role" }.map { ($0.key, TemplateValue.string($0.value)) }))
-        })
-        let (bos, eos) = tokenizer.templateSpecialTokens
-        let text = try template.render(messages: msgs, tools: nil, addGenerationPrompt: true, bosToken: bos, eosToken: eos)
-        let startsWithBOS = !bos.isEmpty && text.hasPrefix(bos)
-        return tokenizer.encode(text, addBOS: startsWithBOS ? false : nil, parseSpecial: true)
+        try ChatPrompt.encode(template, tokenizer: tokenizer, messages: messages.map { ($0["role"] ?? "", $0["content"] ?? "") })
     }
 }
 
-/// Named templates for models that ship none (the user picks one; we never guess).
-enum BuiltinTemplates {
-    static let all: [(String, String)] = [
-        ("chatml", """
-        {% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}
-        """),
-        ("gemma", """
-        {{ bos_token }}{% if messages[0]['role'] == 'system' %}{% set first = messages[0]['content'] + '\n\n' %}{% set msgs = messages[1:] %}{% else %}{% set first = '' %}{% set msgs = messages %}{% endif %}{% for message in msgs %}{% set role = 'model' if message['role'] == 'assistant' else message['role'] %}{{ '<start_of_turn>' + role + '\n' + (first if loop.first else '') + message['content'] | trim + '<end_of_turn>\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<start_of_turn>model\n' }}{% endif %}
-        """),
-    ]
-    static var names: [String] { all.map(\.0) }
-    static func source(named n: String) -> String? { all.first { $0.0 == n }?.1 }
-}
+/// Named templates for models that ship none: shared with the server.
+typealias BuiltinTemplates = BuiltinChatTemplates

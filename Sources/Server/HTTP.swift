@@ -1,0 +1,130 @@
+import Foundation
+
+/// An HTTP request as the handlers see it: no socket, so handlers are testable in-process.
+public struct HTTPRequest: Sendable {
+    public var method: String
+    /// The path without the query string, e.g. "/v1/chat/completions".
+    public var path: String
+    /// Header names lowercased.
+    public var headers: [String: String]
+    public var body: Data
+    /// Set by the transport when the body was over its limit (then `body` is empty): the API
+    /// answers 413 in its own error shape.
+    public var bodyLimit: Int?
+
+    public init(method: String, path: String, headers: [String: String] = [:], body: Data = Data()) {
+        self.method = method.uppercased()
+        if let q = path.firstIndex(of: "?") { self.path = String(path[..<q]) } else { self.path = path }
+        self.headers = Dictionary(headers.map { ($0.key.lowercased(), $0.value) }, uniquingKeysWith: { _, b in b })
+        self.body = body
+    }
+
+    public init(method: String, path: String, json: String) {
+        self.init(method: method, path: path, headers: ["Content-Type": "application/json"], body: Data(json.utf8))
+    }
+}
+
+public struct HTTPResponse: Sendable {
+    public enum Body: Sendable {
+        case bytes(Data)
+        /// Produced while it is sent (SSE, NDJSON); the transport reads it until it ends.
+        case stream(ChunkPipe)
+    }
+
+    public var status: Int
+    public var headers: [(String, String)]
+    public var body: Body
+
+    public init(status: Int, headers: [(String, String)] = [], body: Body) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+
+    public static func json<T: Encodable>(_ value: T, status: Int = 200) -> HTTPResponse {
+        let data = (try? JSONCoding.encoder.encode(value)) ?? Data("{}".utf8)
+        return HTTPResponse(status: status, headers: [("Content-Type", "application/json")], body: .bytes(data))
+    }
+
+    public func header(_ name: String) -> String? {
+        headers.first { $0.0.lowercased() == name.lowercased() }?.1
+    }
+
+    /// The whole body: the bytes, or everything the stream yields until it ends (blocks).
+    /// For tests and in-process callers.
+    public func collectBody() -> Data {
+        switch body {
+        case let .bytes(d): return d
+        case let .stream(p):
+            var out = Data()
+            while let d = p.next() { out += d }
+            return out
+        }
+    }
+}
+
+/// One JSON configuration for the whole API.
+enum JSONCoding {
+    static let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.outputFormatting = [.withoutEscapingSlashes]
+        return e
+    }()
+    static var decoder: JSONDecoder { JSONDecoder() }
+}
+
+/// A one-producer, one-consumer queue of byte chunks with back-channel cancellation: the
+/// producer (a generation) writes; the consumer (the HTTP transport, or a test) reads until the
+/// producer closes it. When the consumer goes away (client disconnected, server stopping) it
+/// cancels, and the producer's next `write` returns false so it stops at once.
+public final class ChunkPipe: @unchecked Sendable {
+    private let cond = NSCondition()
+    private var chunks: [Data] = []
+    private var closed = false
+    private var cancelled = false
+    private var wroteAny = false
+
+    public init() {}
+
+    /// Queues `data`; false when the consumer has cancelled (stop producing).
+    @discardableResult
+    public func write(_ data: Data) -> Bool {
+        cond.lock(); defer { cond.unlock() }
+        if cancelled { return false }
+        if !data.isEmpty { chunks.append(data); wroteAny = true }
+        cond.broadcast()
+        return true
+    }
+
+    @discardableResult
+    public func write(_ s: String) -> Bool { write(Data(s.utf8)) }
+
+    /// The producer is done.
+    public func close() {
+        cond.lock(); closed = true; cond.broadcast(); cond.unlock()
+    }
+
+    /// The consumer is gone: drop what is queued and make further writes fail.
+    public func cancel() {
+        cond.lock(); cancelled = true; closed = true; chunks = []; cond.broadcast(); cond.unlock()
+    }
+
+    /// True once the producer has written something.
+    public var hasWritten: Bool { cond.lock(); defer { cond.unlock() }; return wroteAny }
+
+    public var isCancelled: Bool { cond.lock(); defer { cond.unlock() }; return cancelled }
+
+    /// The next chunk, blocking until one is written; nil once the pipe is closed and drained.
+    public func next() -> Data? {
+        cond.lock(); defer { cond.unlock() }
+        while chunks.isEmpty && !closed { cond.wait() }
+        return chunks.isEmpty ? nil : chunks.removeFirst()
+    }
+
+    /// Blocks until something was written or the producer closed; true when something was.
+    func waitForFirstWrite() -> Bool {
+        cond.lock(); defer { cond.unlock() }
+        while !wroteAny && !closed { cond.wait() }
+        return wroteAny
+    }
+}

@@ -1,0 +1,184 @@
+import Foundation
+import Generation
+
+func ndjson<T: Encodable>(_ value: T) -> String {
+    let data = (try? JSONCoding.encoder.encode(value)) ?? Data("{}".utf8)
+    return String(decoding: data, as: UTF8.self) + "\n"
+}
+
+extension API {
+    static func rfc3339(_ d: Date = Date()) -> String {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return f.string(from: d)
+    }
+
+    static func nanoseconds(_ s: Double) -> Int64 { Int64((s * 1e9).rounded()) }
+
+    func ollamaEntry(_ m: ServedModel) -> Ollama.ModelEntry {
+        Ollama.ModelEntry(name: m.id, model: m.id, modified_at: API.rfc3339(m.modified), size: m.fileSize,
+                          digest: m.digest, details: m.ollamaDetails)
+    }
+
+    func ollamaTags() -> HTTPResponse {
+        .json(Ollama.Tags(models: models.models.map(ollamaEntry)))
+    }
+
+    func ollamaPs() -> HTTPResponse {
+        // Loaded models stay loaded while the server runs: "expires" far in the future.
+        let never = API.rfc3339(Date(timeIntervalSinceNow: 10 * 365 * 86400))
+        return .json(Ollama.Running(models: models.models.map { m in
+            Ollama.RunningModel(name: m.id, model: m.id, size: m.fileSize, digest: m.digest,
+                                details: m.ollamaDetails, expires_at: never, size_vram: 0)
+        }))
+    }
+
+    func ollamaShow(_ r: HTTPRequest) throws -> HTTPResponse {
+        let req = try decode(Ollama.ShowRequest.self, r)
+        let m = try decoder(req.model ?? req.name)
+        let c = m.engine.model.config
+        let arch = m.architecture
+        let info: [String: JSONValue] = [
+            "general.architecture": .string(arch),
+            "\(arch).context_length": .number(Double(c.contextLength)),
+            "\(arch).embedding_length": .number(Double(c.hiddenSize)),
+            "\(arch).block_count": .number(Double(c.layers)),
+            "\(arch).attention.head_count": .number(Double(c.heads)),
+            "\(arch).attention.head_count_kv": .number(Double(c.kvHeads)),
+            "steward.context_length": .number(Double(m.contextLength)),
+        ]
+        return .json(Ollama.ShowResponse(modelfile: "# served by steward from \(m.path)\nFROM \(m.path)\n",
+                                         parameters: "num_ctx \(m.contextLength)", template: m.templateSource ?? "",
+                                         details: m.ollamaDetails, model_info: info,
+                                         capabilities: m.chatTemplate != nil ? ["completion", "chat"] : ["completion"],
+                                         modified_at: API.rfc3339(m.modified)))
+    }
+
+    /// Ollama's options → engine request. num_predict -1 (or absent) and -2 run to the end of
+    /// the context; num_ctx may not exceed the server's context.
+    func ollamaRequest(_ o: Ollama.Options?, _ m: ServedModel, promptTokens: Int) throws -> GenerationRequest {
+        var k = Knobs()
+        k.maxTokensName = "num_predict"
+        if let o {
+            if let n = o.num_ctx, n > m.contextLength || n < 1 {
+                throw APIError.invalid("options.num_ctx \(n) is outside what this server holds (1…\(m.contextLength)); restart steward serve with a larger --ctx",
+                                       param: "num_ctx", code: "invalid_value")
+            }
+            if let n = o.num_predict, n >= 0 { k.maxTokens = n } else if let n = o.num_predict, n != -1 && n != -2 {
+                throw APIError.invalid("options.num_predict must be ≥ 0, -1 (no limit) or -2 (fill the context), got \(n)", param: "num_predict", code: "invalid_value")
+            }
+            k.temperature = o.temperature; k.topK = o.top_k; k.topP = o.top_p; k.minP = o.min_p; k.typicalP = o.typical_p
+            k.seed = o.seed; k.stop = o.stop?.values ?? []; k.repeatPenalty = o.repeat_penalty; k.repeatLastN = o.repeat_last_n
+            k.presencePenalty = o.presence_penalty; k.frequencyPenalty = o.frequency_penalty
+        }
+        return try generationRequest(k, model: m, promptTokens: promptTokens)
+    }
+
+    func refuseFormat(_ f: JSONValue?) throws {
+        if let f, !f.isEmpty {
+            throw APIError.invalid("'format' (structured output) is not supported yet", param: "format", code: "unsupported_parameter")
+        }
+    }
+
+    // MARK: POST /api/generate
+
+    func ollamaGenerate(_ r: HTTPRequest) throws -> HTTPResponse {
+        let req = try decode(Ollama.GenerateRequest.self, r)
+        let m = try decoder(req.model)
+        try refuseFormat(req.format)
+        if let i = req.images, !i.isEmpty { throw APIError.invalid("'images' are not supported: this is a text model", param: "images") }
+        if let s = req.suffix, !s.isEmpty { throw APIError.invalid("'suffix' is not supported", param: "suffix") }
+        if let t = req.template, !t.isEmpty { throw APIError.invalid("'template' overrides are not supported; use raw with a prompt you format", param: "template") }
+        let text = req.prompt ?? ""
+        if text.isEmpty && (req.system ?? "").isEmpty {
+            // Ollama's "load the model" call: nothing to generate.
+            return .json(Ollama.GenerateResponse(model: m.id, created_at: API.rfc3339(), response: "", done: true, done_reason: "load"))
+        }
+        let prompt: [Int32]
+        if req.raw == true {
+            if req.system != nil { throw APIError.invalid("'system' needs the chat template; drop it or drop raw", param: "system") }
+            prompt = m.tokenizer.encode(text, addBOS: nil, parseSpecial: true)
+        } else {
+            var msgs: [(role: String, content: String)] = []
+            if let s = req.system, !s.isEmpty { msgs.append(("system", s)) }
+            msgs.append(("user", text))
+            prompt = try chatPrompt(m, msgs, param: "prompt")
+        }
+        guard !prompt.isEmpty else { throw APIError.invalid(GenerationError.emptyPrompt.description, param: "prompt") }
+        let gr = try ollamaRequest(req.options, m, promptTokens: prompt.count)
+        let t0 = Date()
+        @Sendable func final(_ res: GenerationResult, text: String) -> Ollama.GenerateResponse {
+            Ollama.GenerateResponse(model: m.id, created_at: API.rfc3339(), response: text, done: true,
+                                    done_reason: API.finishReason(res.finishReason), context: nil,
+                                    total_duration: API.nanoseconds(Date().timeIntervalSince(t0)), load_duration: 0,
+                                    prompt_eval_count: res.promptTokens, prompt_eval_duration: API.nanoseconds(res.promptSeconds),
+                                    eval_count: res.tokens.count, eval_duration: API.nanoseconds(res.generateSeconds))
+        }
+        if req.stream ?? true {
+            return streamed(contentType: "application/x-ndjson", flavor: .ollama, errorFrame: { ndjson(Ollama.ErrorResponse(error: $0.message)) }) { [unowned self] pipe in
+                let res = try self.run(m, prompt, gr, choice: 0) { c in
+                    if c.text.isEmpty { return true }
+                    return pipe.write(ndjson(Ollama.GenerateResponse(model: m.id, created_at: API.rfc3339(), response: c.text, done: false)))
+                }
+                if res.finishReason == .cancelled { return }
+                pipe.write(ndjson(final(res, text: "")))
+            }
+        }
+        let res = try run(m, prompt, gr, choice: 0) { _ in true }
+        return .json(final(res, text: res.text))
+    }
+
+    // MARK: POST /api/chat
+
+    func ollamaChat(_ r: HTTPRequest) throws -> HTTPResponse {
+        let req = try decode(Ollama.ChatRequest.self, r)
+        let m = try decoder(req.model)
+        try refuseFormat(req.format)
+        if let t = req.tools, !t.isEmpty { throw APIError.invalid("'tools' are not supported yet", param: "tools") }
+        let raw = req.messages ?? []
+        guard !raw.isEmpty else {
+            return .json(Ollama.ChatResponse(model: m.id, created_at: API.rfc3339(), message: Ollama.Message(role: "assistant", content: ""),
+                                             done: true, done_reason: "load"))
+        }
+        for (i, msg) in raw.enumerated() {
+            if let im = msg.images, !im.isEmpty { throw APIError.invalid("messages[\(i)].images: images are not supported", param: "messages[\(i)].images") }
+        }
+        let prompt = try chatPrompt(m, raw.map { ($0.role, $0.content) }, param: "messages")
+        let gr = try ollamaRequest(req.options, m, promptTokens: prompt.count)
+        let t0 = Date()
+        @Sendable func final(_ res: GenerationResult, text: String) -> Ollama.ChatResponse {
+            Ollama.ChatResponse(model: m.id, created_at: API.rfc3339(), message: Ollama.Message(role: "assistant", content: text), done: true,
+                                done_reason: API.finishReason(res.finishReason),
+                                total_duration: API.nanoseconds(Date().timeIntervalSince(t0)), load_duration: 0,
+                                prompt_eval_count: res.promptTokens, prompt_eval_duration: API.nanoseconds(res.promptSeconds),
+                                eval_count: res.tokens.count, eval_duration: API.nanoseconds(res.generateSeconds))
+        }
+        if req.stream ?? true {
+            return streamed(contentType: "application/x-ndjson", flavor: .ollama, errorFrame: { ndjson(Ollama.ErrorResponse(error: $0.message)) }) { [unowned self] pipe in
+                let res = try self.run(m, prompt, gr, choice: 0) { c in
+                    if c.text.isEmpty { return true }
+                    return pipe.write(ndjson(Ollama.ChatResponse(model: m.id, created_at: API.rfc3339(),
+                                                                 message: Ollama.Message(role: "assistant", content: c.text), done: false)))
+                }
+                if res.finishReason == .cancelled { return }
+                pipe.write(ndjson(final(res, text: "")))
+            }
+        }
+        let res = try run(m, prompt, gr, choice: 0) { _ in true }
+        return .json(final(res, text: res.text))
+    }
+
+    // MARK: POST /api/embed
+
+    func ollamaEmbed(_ r: HTTPRequest) throws -> HTTPResponse {
+        let req = try decode(Ollama.EmbedRequest.self, r)
+        let e = try embedder(req.model)
+        guard let input = req.input else { throw APIError.missing("input") }
+        let texts = input.values
+        guard !texts.isEmpty else { throw APIError.invalid("'input' must hold at least one text", param: "input") }
+        let t0 = Date()
+        let (vectors, tokens) = try e.embed(texts)
+        return .json(Ollama.EmbedResponse(model: e.id, embeddings: vectors, total_duration: API.nanoseconds(Date().timeIntervalSince(t0)),
+                                          load_duration: 0, prompt_eval_count: tokens))
+    }
+}

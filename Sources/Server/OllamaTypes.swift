@@ -1,0 +1,166 @@
+import Foundation
+
+// Ollama's wire format (github.com/ollama/ollama docs/api.md) as plain Codable structs.
+
+public enum Ollama {
+    /// The `options` object, with Ollama's names.
+    public struct Options: Codable, Sendable, Equatable {
+        public var temperature: Double?
+        public var top_k: Int?
+        public var top_p: Double?
+        public var min_p: Double?
+        public var typical_p: Double?
+        public var seed: Int64?
+        public var num_predict: Int?
+        public var stop: StringOrList?
+        public var repeat_penalty: Double?
+        public var repeat_last_n: Int?
+        public var presence_penalty: Double?
+        public var frequency_penalty: Double?
+        public var num_ctx: Int?
+        public init() {}
+    }
+
+    public struct GenerateRequest: Codable, Sendable {
+        public var model: String?
+        public var prompt: String?
+        public var suffix: String?
+        public var system: String?
+        public var template: String?
+        public var raw: Bool?
+        public var stream: Bool?
+        public var options: Options?
+        public var format: JSONValue?
+        public var images: [String]?
+        public var keep_alive: JSONValue?
+        public var context: [Int]?
+        public init() {}
+    }
+
+    public struct Message: Codable, Sendable, Equatable {
+        public var role: String
+        public var content: String
+        public var images: [String]?
+        public init(role: String, content: String) { self.role = role; self.content = content }
+    }
+
+    public struct ChatRequest: Codable, Sendable {
+        public var model: String?
+        public var messages: [Message]?
+        public var stream: Bool?
+        public var options: Options?
+        public var format: JSONValue?
+        public var tools: JSONValue?
+        public var keep_alive: JSONValue?
+        public init() {}
+    }
+
+    /// A streamed piece or the final object (done: true, with counts and durations in ns).
+    public struct GenerateResponse: Codable, Sendable, Equatable {
+        public var model: String
+        public var created_at: String
+        public var response: String
+        public var done: Bool
+        public var done_reason: String?
+        public var context: [Int]?
+        public var total_duration: Int64?
+        public var load_duration: Int64?
+        public var prompt_eval_count: Int?
+        public var prompt_eval_duration: Int64?
+        public var eval_count: Int?
+        public var eval_duration: Int64?
+    }
+
+    public struct ChatResponse: Codable, Sendable, Equatable {
+        public var model: String
+        public var created_at: String
+        public var message: Message
+        public var done: Bool
+        public var done_reason: String?
+        public var total_duration: Int64?
+        public var load_duration: Int64?
+        public var prompt_eval_count: Int?
+        public var prompt_eval_duration: Int64?
+        public var eval_count: Int?
+        public var eval_duration: Int64?
+    }
+
+    public struct Details: Codable, Sendable, Equatable {
+        public var parent_model: String
+        public var format: String
+        public var family: String
+        public var families: [String]
+        public var parameter_size: String
+        public var quantization_level: String
+    }
+
+    public struct ModelEntry: Codable, Sendable, Equatable {
+        public var name: String
+        public var model: String
+        public var modified_at: String
+        public var size: Int
+        public var digest: String
+        public var details: Details
+    }
+
+    public struct Tags: Codable, Sendable, Equatable {
+        public var models: [ModelEntry]
+    }
+
+    public struct ShowRequest: Codable, Sendable {
+        public var model: String?
+        /// Older clients send `name`.
+        public var name: String?
+        public var verbose: Bool?
+        public init() {}
+    }
+
+    public struct ShowResponse: Codable, Sendable, Equatable {
+        public var modelfile: String
+        public var parameters: String
+        public var template: String
+        public var details: Details
+        public var model_info: [String: JSONValue]
+        public var capabilities: [String]
+        public var modified_at: String
+    }
+
+    public struct RunningModel: Codable, Sendable, Equatable {
+        public var name: String
+        public var model: String
+        public var size: Int
+        public var digest: String
+        public var details: Details
+        public var expires_at: String
+        public var size_vram: Int
+    }
+
+    public struct Running: Codable, Sendable, Equatable {
+        public var models: [RunningModel]
+    }
+
+    public struct Version: Codable, Sendable, Equatable {
+        public var version: String
+    }
+
+    public struct EmbedRequest: Codable, Sendable {
+        public var model: String?
+        public var input: StringOrList?
+        public var truncate: Bool?
+        public var options: Options?
+        public var keep_alive: JSONValue?
+        public init() {}
+    }
+
+    public struct EmbedResponse: Codable, Sendable, Equatable {
+        public var model: String
+        public var embeddings: [[Float]]
+        public var total_duration: Int64?
+        public var load_duration: Int64?
+        public var prompt_eval_count: Int?
+    }
+
+    public struct ErrorResponse: Codable, Sendable, Equatable {
+        public var error: String
+    }
+}

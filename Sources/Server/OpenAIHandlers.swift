@@ -1,0 +1,325 @@
+import Foundation
+import Generation
+import Tokenization
+
+/// JSON has no infinities: a log-probability of -inf (a banned token) is sent as a very
+/// negative finite number.
+func jsonSafe(_ v: Float) -> Double { v.isFinite ? Double(v) : -9999 }
+
+func sse<T: Encodable>(_ value: T) -> String {
+    let data = (try? JSONCoding.encoder.encode(value)) ?? Data("{}".utf8)
+    return "data: " + String(decoding: data, as: UTF8.self) + "\n\n"
+}
+
+extension API {
+    // MARK: GET /health, GET /v1/models
+
+    func health() -> HTTPResponse {
+        if models.ready && !isShuttingDown { return .json(["status": "ok"]) }
+        return .json(["status": isShuttingDown ? "stopping" : "loading"], status: 503)
+    }
+
+    func listModels() -> HTTPResponse {
+        var data = models.models.map { OpenAI.Model(id: $0.id, object: "model", created: Int($0.modified.timeIntervalSince1970), owned_by: "steward") }
+        data += models.embeddingModels.map { OpenAI.Model(id: $0.id, object: "model", created: 0, owned_by: "steward") }
+        return .json(OpenAI.ModelList(object: "list", data: data))
+    }
+
+    // MARK: POST /v1/chat/completions
+
+    func chatCompletions(_ r: HTTPRequest) throws -> HTTPResponse {
+        let req = try decode(OpenAI.ChatCompletionRequest.self, r)
+        let m = try decoder(req.model)
+        if let t = req.tools, !t.isEmpty {
+            throw APIError.invalid("'tools' is not supported yet", param: "tools", code: "unsupported_parameter")
+        }
+        if let f = req.response_format, !f.isEmpty, f != .object(["type": .string("text")]) {
+            throw APIError.invalid("'response_format' other than {\"type\": \"text\"} is not supported yet", param: "response_format", code: "unsupported_parameter")
+        }
+        guard let raw = req.messages else { throw APIError.missing("messages") }
+        guard !raw.isEmpty else { throw APIError.invalid("'messages' must hold at least one message", param: "messages", code: "invalid_value") }
+        var messages: [(role: String, content: String)] = []
+        for (i, msg) in raw.enumerated() {
+            guard !msg.role.isEmpty else { throw APIError.invalid("'messages[\(i)].role' must not be empty", param: "messages[\(i)].role", code: "invalid_value") }
+            var text = ""
+            switch msg.content {
+            case nil: break
+            case let .text(s)?: text = s
+            case let .parts(parts)?:
+                var pieces: [String] = []
+                for (j, p) in parts.enumerated() {
+                    guard p.type == "text", let t = p.text else {
+                        throw APIError.invalid("'messages[\(i)].content[\(j)]' is a '\(p.type)' part; only text parts are supported",
+                                               param: "messages[\(i)].content[\(j)].type", code: "unsupported_content")
+                    }
+                    pieces.append(t)
+                }
+                text = pieces.joined(separator: "\n")
+            }
+            messages.append((msg.role, text))
+        }
+        let n = try choices(req.n)
+        if req.top_logprobs != nil && req.logprobs != true {
+            throw APIError.invalid("'top_logprobs' needs 'logprobs': true", param: "top_logprobs", code: "invalid_value")
+        }
+        if let t = req.top_logprobs, !(0...20).contains(t) {
+            throw APIError.invalid("'top_logprobs' must be between 0 and 20, got \(t)", param: "top_logprobs", code: "invalid_value")
+        }
+        let prompt = try chatPrompt(m, messages, param: "messages")
+        var knobs = Knobs()
+        knobs.maxTokens = req.max_completion_tokens ?? req.max_tokens
+        knobs.maxTokensName = req.max_completion_tokens != nil ? "max_completion_tokens" : "max_tokens"
+        knobs.temperature = req.temperature; knobs.topP = req.top_p; knobs.topK = req.top_k; knobs.minP = req.min_p
+        knobs.repeatPenalty = req.repeat_penalty; knobs.frequencyPenalty = req.frequency_penalty
+        knobs.presencePenalty = req.presence_penalty; knobs.seed = req.seed; knobs.stop = req.stop?.values ?? []
+        knobs.logitBias = req.logit_bias
+        var gr = try generationRequest(knobs, model: m, promptTokens: prompt.count)
+        if req.logprobs == true { gr.logprobs = req.top_logprobs ?? 0 }
+        let request = gr
+        let id = API.randomID("chatcmpl-")
+        let created = API.createdNow()
+        let tok = m.tokenizer
+
+        if req.stream == true {
+            let includeUsage = req.stream_options?.include_usage == true
+            let wantLogprobs = req.logprobs == true
+            return streamed(contentType: "text/event-stream", flavor: .openAI,
+                            errorFrame: { sse(OpenAI.ErrorResponse(error: OpenAI.ErrorBody(message: $0.message, type: $0.type, param: $0.param, code: $0.code))) }) { [unowned self] pipe in
+                @Sendable func chunk(_ i: Int, _ delta: OpenAI.Delta, _ lp: OpenAI.ChatLogprobs? = nil, finish: String? = nil) -> String {
+                    sse(OpenAI.ChatCompletionChunk(id: id, object: "chat.completion.chunk", created: created, model: m.id,
+                                                   choices: [OpenAI.ChunkChoice(index: i, delta: delta, logprobs: lp, finish_reason: finish)], usage: nil))
+                }
+                var completionTokens = 0
+                for i in 0..<n {
+                    let started = LockedValue(false)
+                    let result = try self.run(m, prompt, request, choice: i) { c in
+                        var ok = true
+                        if !started.get() {
+                            started.set(true)
+                            ok = pipe.write(chunk(i, OpenAI.Delta(role: "assistant", content: "")))
+                        }
+                        if c.text.isEmpty && c.logprob == nil { return ok }
+                        let lp = wantLogprobs ? c.logprob.map { OpenAI.ChatLogprobs(content: [API.chatEntry($0, tok)]) } : nil
+                        return ok && pipe.write(chunk(i, OpenAI.Delta(role: nil, content: c.text), lp))
+                    }
+                    if result.finishReason == .cancelled { return }
+                    if !started.get() { pipe.write(chunk(i, OpenAI.Delta(role: "assistant", content: ""))) }
+                    pipe.write(chunk(i, OpenAI.Delta(), finish: API.finishReason(result.finishReason)))
+                    completionTokens += result.tokens.count
+                }
+                if includeUsage {
+                    pipe.write(sse(OpenAI.ChatCompletionChunk(id: id, object: "chat.completion.chunk", created: created, model: m.id,
+                                                              choices: [], usage: OpenAI.Usage(prompt: prompt.count, completion: completionTokens))))
+                }
+                pipe.write("data: [DONE]\n\n")
+            }
+        }
+
+        var out: [OpenAI.ChatChoice] = []
+        var completionTokens = 0
+        for i in 0..<n {
+            let result = try run(m, prompt, gr, choice: i) { _ in true }
+            completionTokens += result.tokens.count
+            let lp = req.logprobs == true ? OpenAI.ChatLogprobs(content: result.logprobs.map { API.chatEntry($0, tok) }) : nil
+            out.append(OpenAI.ChatChoice(index: i, message: OpenAI.AssistantMessage(role: "assistant", content: result.text),
+                                         logprobs: lp, finish_reason: API.finishReason(result.finishReason)))
+        }
+        return .json(OpenAI.ChatCompletion(id: id, object: "chat.completion", created: created, model: m.id, choices: out,
+                                           usage: OpenAI.Usage(prompt: prompt.count, completion: completionTokens), system_fingerprint: nil))
+    }
+
+    func choices(_ n: Int?) throws -> Int {
+        let n = n ?? 1
+        guard (1...maxChoices).contains(n) else {
+            throw APIError.invalid("'n' must be between 1 and \(maxChoices), got \(n)", param: "n", code: "invalid_value")
+        }
+        return n
+    }
+
+    /// Runs one choice. Choice i > 0 with a seed uses seed + i, so choices differ but the whole
+    /// response is reproducible.
+    func run(_ m: ServedModel, _ prompt: [Int32], _ gr: GenerationRequest, choice i: Int,
+             onChunk: @escaping @Sendable (GeneratedChunk) -> Bool) throws -> GenerationResult {
+        var g = gr
+        if i > 0, let s = g.sampling.seed { g.sampling.seed = s &+ UInt64(i) }
+        let result = try m.engine.generate(prompt: prompt, g, onChunk: chunkHandler(onChunk))
+        metrics.tokens(prompt: prompt.count, generated: result.tokens.count)
+        return result
+    }
+
+    static func chatEntry(_ lp: TokenLogprob, _ tok: Tokenizer) -> OpenAI.TokenLogprobEntry {
+        OpenAI.TokenLogprobEntry(token: tok.piece(lp.id), logprob: jsonSafe(lp.logprob), bytes: tok.tokenBytes(lp.id).map(Int.init),
+                                 top_logprobs: lp.top.map { OpenAI.TopLogprob(token: tok.piece($0.id), logprob: jsonSafe($0.logprob),
+                                                                              bytes: tok.tokenBytes($0.id).map(Int.init)) })
+    }
+
+    // MARK: POST /v1/completions
+
+    func completions(_ r: HTTPRequest) throws -> HTTPResponse {
+        let req = try decode(OpenAI.CompletionRequest.self, r)
+        let m = try decoder(req.model)
+        let text: String
+        switch req.prompt {
+        case nil: throw APIError.missing("prompt")
+        case let .one(s)?: text = s
+        case let .list(l)?:
+            guard l.count == 1 else {
+                throw APIError.invalid("'prompt' must be one string (got a list of \(l.count)); send one request per prompt", param: "prompt", code: "invalid_value")
+            }
+            text = l[0]
+        }
+        if let s = req.suffix, !s.isEmpty {
+            throw APIError.invalid("'suffix' (fill-in-the-middle) is not supported", param: "suffix", code: "unsupported_parameter")
+        }
+        let n = try choices(req.n)
+        if let b = req.best_of, b != n {
+            throw APIError.invalid("'best_of' is not supported (only best_of = n)", param: "best_of", code: "unsupported_parameter")
+        }
+        if let l = req.logprobs, !(0...20).contains(l) {
+            throw APIError.invalid("'logprobs' must be between 0 and 20, got \(l)", param: "logprobs", code: "invalid_value")
+        }
+        let tok = m.tokenizer
+        let prompt = tok.encode(text, addBOS: nil, parseSpecial: true)
+        guard !prompt.isEmpty else { throw APIError.invalid(GenerationError.emptyPrompt.description, param: "prompt", code: "invalid_value") }
+        var knobs = Knobs()
+        knobs.maxTokens = req.max_tokens
+        knobs.temperature = req.temperature; knobs.topP = req.top_p; knobs.topK = req.top_k; knobs.minP = req.min_p
+        knobs.repeatPenalty = req.repeat_penalty; knobs.frequencyPenalty = req.frequency_penalty
+        knobs.presencePenalty = req.presence_penalty; knobs.seed = req.seed; knobs.stop = req.stop?.values ?? []
+        knobs.logitBias = req.logit_bias
+        var gr = try generationRequest(knobs, model: m, promptTokens: prompt.count)
+        let echo = req.echo == true
+        if let l = req.logprobs {
+            gr.logprobs = l
+            if echo { gr.promptLogprobs = l }
+        }
+        let request = gr
+        let id = API.randomID("cmpl-")
+        let created = API.createdNow()
+        // A BOS the tokenizer added is not in the text: it takes no characters.
+        let addedBOS = tok.bosID != nil && prompt.first == tok.bosID && !text.hasPrefix(tok.piece(prompt[0]))
+        let promptChars = text.unicodeScalars.count
+
+        if req.stream == true {
+            let includeUsage = req.stream_options?.include_usage == true
+            return streamed(contentType: "text/event-stream", flavor: .openAI,
+                            errorFrame: { sse(OpenAI.ErrorResponse(error: OpenAI.ErrorBody(message: $0.message, type: $0.type, param: $0.param, code: $0.code))) }) { [unowned self] pipe in
+                @Sendable func chunk(_ i: Int, _ t: String, _ lp: OpenAI.CompletionLogprobs?, finish: String?) -> String {
+                    sse(OpenAI.Completion(id: id, object: "text_completion", created: created, model: m.id,
+                                          choices: [OpenAI.CompletionChoice(text: t, index: i, logprobs: lp, finish_reason: finish)], usage: nil))
+                }
+                var completionTokens = 0
+                for i in 0..<n {
+                    let offset = LockedValue(promptChars)
+                    let echoed = LockedValue(!echo)
+                    let result = try self.run(m, prompt, request, choice: i) { c in
+                        if !echoed.get() {
+                            // The prompt goes first; its scores are known only at the end (non-streamed).
+                            echoed.set(true)
+                            if !pipe.write(chunk(i, text, nil, finish: nil)) { return false }
+                        }
+                        if c.text.isEmpty && c.logprob == nil { return true }
+                        var lp: OpenAI.CompletionLogprobs?
+                        if let l = c.logprob, request.logprobs != nil {
+                            let o = offset.get()
+                            lp = API.completionLogprobs(tok, ids: [l.id], scores: [l], prefixNull: false, startOffset: o, skipFirst: false)
+                            offset.set(o + tok.piece(l.id).unicodeScalars.count)
+                        }
+                        return pipe.write(chunk(i, c.text, lp, finish: nil))
+                    }
+                    if result.finishReason == .cancelled { return }
+                    if !echoed.get() { pipe.write(chunk(i, text, nil, finish: nil)) }
+                    pipe.write(chunk(i, "", nil, finish: API.finishReason(result.finishReason)))
+                    completionTokens += result.tokens.count
+                }
+                if includeUsage {
+                    pipe.write(sse(OpenAI.Completion(id: id, object: "text_completion", created: created, model: m.id, choices: [],
+                                                     usage: OpenAI.Usage(prompt: prompt.count, completion: completionTokens))))
+                }
+                pipe.write("data: [DONE]\n\n")
+            }
+        }
+
+        var out: [OpenAI.CompletionChoice] = []
+        var completionTokens = 0
+        for i in 0..<n {
+            let result = try run(m, prompt, gr, choice: i) { _ in true }
+            completionTokens += result.tokens.count
+            var lp: OpenAI.CompletionLogprobs?
+            if gr.logprobs != nil {
+                let gen = API.completionLogprobs(tok, ids: result.tokens, scores: result.logprobs, prefixNull: false, startOffset: promptChars, skipFirst: false)
+                if echo {
+                    // Prompt tokens: the first has no score (null), the others come from promptLogprobs.
+                    var p = API.completionLogprobs(tok, ids: prompt, scores: result.promptLogprobs, prefixNull: true, startOffset: 0, skipFirst: addedBOS)
+                    p.tokens += gen.tokens; p.token_logprobs += gen.token_logprobs
+                    p.top_logprobs += gen.top_logprobs; p.text_offset += gen.text_offset
+                    lp = p
+                } else {
+                    lp = gen
+                }
+            }
+            out.append(OpenAI.CompletionChoice(text: echo ? text + result.text : result.text, index: i, logprobs: lp,
+                                               finish_reason: API.finishReason(result.finishReason)))
+        }
+        return .json(OpenAI.Completion(id: id, object: "text_completion", created: created, model: m.id, choices: out,
+                                       usage: OpenAI.Usage(prompt: prompt.count, completion: completionTokens)))
+    }
+
+    /// Parallel lists for `ids`. With `prefixNull`, the first token has no score and `scores`
+    /// covers the rest; `skipFirst` gives the first token zero width (an added BOS).
+    static func completionLogprobs(_ tok: Tokenizer, ids: [Int32], scores: [TokenLogprob], prefixNull: Bool,
+                                   startOffset: Int, skipFirst: Bool) -> OpenAI.CompletionLogprobs {
+        var out = OpenAI.CompletionLogprobs(tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [])
+        var offset = startOffset
+        for (k, id) in ids.enumerated() {
+            let piece = tok.piece(id)
+            out.tokens.append(piece)
+            out.text_offset.append(offset)
+            if !(k == 0 && skipFirst) { offset += piece.unicodeScalars.count }
+            let si = prefixNull ? k - 1 : k
+            if si >= 0, si < scores.count {
+                let s = scores[si]
+                out.token_logprobs.append(jsonSafe(s.logprob))
+                var top: [String: Double] = [:]
+                for t in s.top { top[tok.piece(t.id)] = max(top[tok.piece(t.id)] ?? -Double.infinity, jsonSafe(t.logprob)) }
+                out.top_logprobs.append(top)
+            } else {
+                out.token_logprobs.append(nil)
+                out.top_logprobs.append(nil)
+            }
+        }
+        return out
+    }
+
+    // MARK: POST /v1/embeddings
+
+    func embeddings(_ r: HTTPRequest) throws -> HTTPResponse {
+        let req = try decode(OpenAI.EmbeddingRequest.self, r)
+        let e = try embedder(req.model)
+        guard let input = req.input else { throw APIError.missing("input") }
+        let texts = input.values
+        guard !texts.isEmpty else { throw APIError.invalid("'input' must hold at least one text", param: "input", code: "invalid_value") }
+        guard texts.count <= 2048 else { throw APIError.invalid("'input' takes at most 2048 texts", param: "input", code: "invalid_value") }
+        let format = req.encoding_format ?? "float"
+        guard format == "float" || format == "base64" else {
+            throw APIError.invalid("'encoding_format' must be 'float' or 'base64', got '\(format)'", param: "encoding_format", code: "invalid_value")
+        }
+        if let d = req.dimensions, d != e.embedder.dimension {
+            throw APIError.invalid("'dimensions' must be \(e.embedder.dimension) for \(e.id) (it cannot be shortened)", param: "dimensions", code: "invalid_value")
+        }
+        let (vectors, tokens) = try e.embed(texts)
+        let data = vectors.enumerated().map { i, v -> OpenAI.Embedding in
+            let vec: OpenAI.EmbeddingVector
+            if format == "base64" {
+                var bytes = Data(capacity: v.count * 4)
+                for f in v { withUnsafeBytes(of: f.bitPattern.littleEndian) { bytes.append(contentsOf: $0) } }
+                vec = .base64(bytes.base64EncodedString())
+            } else {
+                vec = .floats(v)
+            }
+            return OpenAI.Embedding(object: "embedding", index: i, embedding: vec)
+        }
+        return .json(OpenAI.EmbeddingResponse(object: "list", data: data, model: e.id,
+                                              usage: OpenAI.EmbeddingUsage(prompt_tokens: tokens, total_tokens: tokens)))
+    }
+}
