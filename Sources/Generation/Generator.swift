@@ -89,7 +89,7 @@ public final class Session: @unchecked Sendable {
         if prompt.count + request.maxTokens > contextLength {
             throw GenerationError.contextOverflow(promptTokens: prompt.count, maxTokens: request.maxTokens, contextLength: contextLength)
         }
-        var sampler = try Sampler(request.sampling)
+        let sampler = try Sampler(request.sampling)
         // With reusePrefix, the cached tokens shared with this prompt are kept (a chat's earlier
         // turns) and only the rest is evaluated; at least one token is always evaluated so there
         // are logits to sample from.
@@ -117,41 +117,94 @@ public final class Session: @unchecked Sendable {
             logits = try evaluate(Array(prompt[common...]))
         }
         let t1 = Date()
-        var out: [Int32] = []
-        var text = ""
-        var lps: [TokenLogprob] = []
-        var decoder = StreamingDecoder(tokenizer: tokenizer)
-        var stopper = StopMatcher(stops: request.stops)
-        var finish = FinishReason.length
-        var stoppedByString = false
-        var keepGoing = true
-        func emit(_ t: String, _ id: Int32?, _ lp: TokenLogprob?) {
-            text += t
-            if !onChunk(GeneratedChunk(text: t, token: id, logprob: lp)) { keepGoing = false }
+        var result = try withoutActuallyEscaping(onChunk) { onChunk in
+            var sequence = SequenceGenerator(request: request, sampler: sampler, tokenizer: tokenizer, context: history, onChunk: onChunk)
+            while let next = logits.withUnsafeBufferPointer({ sequence.step(logits: $0) }) {
+                logits = try evaluate([next])
+            }
+            return sequence.finish(promptTokens: prompt.count)
         }
-        while out.count < request.maxTokens && keepGoing {
-            let id = logits.withUnsafeBufferPointer { sampler.sample(logits: $0, history: history) }
-            if request.stopAtEOS && tokenizer.isEOG(id) {
-                finish = .stop
-                break
-            }
-            let lp = request.logprobs.map { n in logits.withUnsafeBufferPointer { TokenLogprob(id: id, logits: $0, topN: n) } }
-            out.append(id)
-            if let lp { lps.append(lp) }
-            switch stopper.feed(decoder.feed(id)) {
-            case let .text(t):
-                emit(t, id, lp)
-            case let .stop(t, _):
-                emit(t, id, lp)
-                finish = .stop
-                stoppedByString = true
-            }
-            if stoppedByString { break }
-            if out.count < request.maxTokens && keepGoing {
-                logits = try evaluate([id])
-            }
+        let t2 = Date()
+        result.promptLogprobs = promptLogprobs
+        result.promptSeconds = t1.timeIntervalSince(t0)
+        result.generateSeconds = t2.timeIntervalSince(t1)
+        return result
+    }
+}
+
+/// One sequence's generation after its prompt: sampling, end-of-generation and stop strings,
+/// UTF-8-safe streaming, log-probabilities. The caller evaluates the model; `step` takes the
+/// logits for the next position and returns the token to evaluate next, or nil when the
+/// sequence is done. Session runs one of these; a batching engine runs many side by side.
+public struct SequenceGenerator {
+    public let request: GenerationRequest
+    private var sampler: Sampler
+    private let tokenizer: Tokenizer
+    /// Tokens the sampler's penalties look back over (prompt, then generated).
+    private var context: [Int32]
+    private let onChunk: (GeneratedChunk) -> Bool
+    private var decoder: StreamingDecoder
+    private var stopper: StopMatcher
+    public private(set) var tokens: [Int32] = []
+    public private(set) var text = ""
+    private var logprobs: [TokenLogprob] = []
+    private var finishReason = FinishReason.length
+    private var stoppedByString = false
+    private var keepGoing = true
+    private var done = false
+
+    public init(request: GenerationRequest, sampler: Sampler, tokenizer: Tokenizer, context: [Int32],
+                onChunk: @escaping (GeneratedChunk) -> Bool) {
+        self.request = request
+        self.sampler = sampler
+        self.tokenizer = tokenizer
+        self.context = context
+        self.onChunk = onChunk
+        decoder = StreamingDecoder(tokenizer: tokenizer)
+        stopper = StopMatcher(stops: request.stops)
+    }
+
+    private mutating func emit(_ t: String, _ id: Int32?, _ lp: TokenLogprob?) {
+        text += t
+        if !onChunk(GeneratedChunk(text: t, token: id, logprob: lp)) { keepGoing = false }
+    }
+
+    /// Samples the next token from `logits`; returns it when the model must evaluate it to go
+    /// on, nil when the sequence has finished (then call `finish`).
+    public mutating func step(logits: UnsafeBufferPointer<Float>) -> Int32? {
+        guard !done, tokens.count < request.maxTokens, keepGoing else { done = true; return nil }
+        let id = sampler.sample(logits: logits, history: context)
+        if request.stopAtEOS && tokenizer.isEOG(id) {
+            finishReason = .stop
+            done = true
+            return nil
         }
-        if !stoppedByString {
+        let lp = request.logprobs.map { TokenLogprob(id: id, logits: logits, topN: $0) }
+        tokens.append(id)
+        context.append(id)
+        if let lp { logprobs.append(lp) }
+        switch stopper.feed(decoder.feed(id)) {
+        case let .text(t):
+            emit(t, id, lp)
+        case let .stop(t, _):
+            emit(t, id, lp)
+            finishReason = .stop
+            stoppedByString = true
+        }
+        if stoppedByString || tokens.count >= request.maxTokens || !keepGoing {
+            done = true
+            return nil
+        }
+        return id
+    }
+
+    /// Whether the consumer has gone away (onChunk returned false).
+    public var cancelled: Bool { !keepGoing }
+
+    /// Releases held-back text and returns the result (timings left at zero for the caller).
+    public mutating func finish(promptTokens: Int) -> GenerationResult {
+        done = true
+        if !stoppedByString && keepGoing {
             // Text held back by the UTF-8 decoder and the stop matcher is released at the end.
             switch stopper.feed(decoder.flush()) {
             case let .text(t):
@@ -159,12 +212,11 @@ public final class Session: @unchecked Sendable {
                 if !tail.isEmpty { emit(tail, nil, nil) }
             case let .stop(t, _):
                 if !t.isEmpty { emit(t, nil, nil) }
-                finish = .stop
+                finishReason = .stop
             }
         }
-        if !keepGoing { finish = .cancelled }
-        let t2 = Date()
-        return GenerationResult(text: text, tokens: out, promptTokens: prompt.count, finishReason: finish,
-                                logprobs: lps, promptLogprobs: promptLogprobs, promptSeconds: t1.timeIntervalSince(t0), generateSeconds: t2.timeIntervalSince(t1))
+        if !keepGoing { finishReason = .cancelled }
+        return GenerationResult(text: text, tokens: tokens, promptTokens: promptTokens, finishReason: finishReason,
+                                logprobs: logprobs, promptLogprobs: [], promptSeconds: 0, generateSeconds: 0)
     }
 }

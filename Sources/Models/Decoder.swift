@@ -158,6 +158,40 @@ public final class DecoderModel: @unchecked Sendable {
         return logits
     }
 
+    /// Part of a prompt for a caller that interleaves prompt processing with other work (a
+    /// batching engine): `tokens` are the next `tokens.count` tokens of a batch of `batchTokens`
+    /// (≤ maxBatch) tokens, evaluated exactly as `forward` evaluates that batch, so a prompt fed
+    /// in slices gives the same numbers as in one call. Returns logits per `logits`: none, the
+    /// last row's, or every row's.
+    public func prefill(tokens: [Int32], cache: KVCache, batchTokens: Int, logits: PrefillLogits) throws(ModelError) -> [Float] {
+        let n = tokens.count
+        guard n > 0 else { return [] }
+        guard cache.count + n <= cache.capacity else {
+            throw .badConfig("the KV cache holds \(cache.capacity) tokens; \(cache.count) used, \(n) more requested")
+        }
+        guard n <= batchTokens && batchTokens <= Self.maxBatch else {
+            throw .badConfig("prefill: a slice of \(n) tokens of a batch of \(batchTokens) (at most \(Self.maxBatch))")
+        }
+        for t in tokens where t < 0 || Int(t) >= config.vocabSize {
+            throw .badConfig("token id \(t) is outside the vocabulary (0..<\(config.vocabSize))")
+        }
+        lock.lock()
+        defer { lock.unlock() }
+        var out: [Float] = []
+        var s0 = 0
+        while s0 < n {
+            let e0 = min(s0 + Self.stepTokens, n)
+            let want: LogitRows = logits == .all ? .all : (logits == .last && e0 == n ? .last : .none)
+            let part = forwardStep(Array(tokens[s0..<e0]), rows: RowPlaces(single: cache, pos0: cache.count, count: e0 - s0),
+                                   logits: want, tiledAttention: batchTokens >= Self.tiledAttentionRows)
+            if logits == .all { out += part } else if e0 == n { out = part }
+            s0 = e0
+        }
+        return out
+    }
+
+    public enum PrefillLogits: Sendable { case none, last, all }
+
     /// One decode step for several sequences at once (continuous batching): token i goes to
     /// caches[i] at its next position; each cache appears at most once. Returns the logits of
     /// every row (row-major (n, vocab)). Each row's arithmetic is exactly that of a single-token

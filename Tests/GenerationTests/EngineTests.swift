@@ -100,6 +100,8 @@ final class Counter: @unchecked Sendable {
     private let lock = NSLock()
     private var n = 0
     func bump() -> Int { lock.lock(); defer { lock.unlock() }; n += 1; return n }
+    func max(_ v: Int) { lock.lock(); n = Swift.max(n, v); lock.unlock() }
+    var value: Int { lock.lock(); defer { lock.unlock() }; return n }
 }
 
 final class Results: @unchecked Sendable {
