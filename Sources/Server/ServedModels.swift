@@ -158,10 +158,11 @@ public enum ModelLoader {
         return (last.lastPathComponent as NSString).deletingPathExtension
     }
 
-    /// Loads a decoder GGUF (served through a `SerialEngine`) or a sentence-transformers
+    /// Loads a decoder GGUF (served through a `BatchingEngine` with `parallel` sequences, or a
+    /// `SerialEngine` when parallel is 1) or a sentence-transformers
     /// directory (an `Embedder`). `template` is a built-in template name or a .jinja file, for
     /// models whose file has none (or to replace theirs).
-    public static func load(_ argument: String, threads: Int?, contextLength: Int?, template: String?, maxQueue: Int = 64) throws -> Loaded {
+    public static func load(_ argument: String, threads: Int?, contextLength: Int?, template: String?, maxQueue: Int = 64, parallel: Int = 1) throws -> Loaded {
         let path = try ModelLocator.resolve(argument)
         let id = modelID(for: argument)
         var isDir: ObjCBool = false
@@ -182,7 +183,9 @@ public enum ModelLoader {
             }
         }
         let chat = try source.map { try ChatTemplate(source: $0) }
-        let engine = try SerialEngine(model: model, tokenizer: tokenizer, contextLength: contextLength, maxQueue: maxQueue)
+        let engine: GenerationEngine = parallel > 1
+            ? try BatchingEngine(model: model, tokenizer: tokenizer, contextLength: contextLength, slots: parallel, maxQueue: maxQueue)
+            : try SerialEngine(model: model, tokenizer: tokenizer, contextLength: contextLength, maxQueue: maxQueue)
         return .decoder(ServedModel(id: id, path: path, engine: engine, chatTemplate: chat, templateSource: source))
     }
 }

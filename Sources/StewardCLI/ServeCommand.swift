@@ -14,7 +14,7 @@ struct ServeCommand: Command {
             .repeated("--model", "-m", valueName: "MODEL", help: "Model file or fetched model name (a GGUF decoder, or a sentence-embedding directory such as all-minilm-l6-v2)."),
             .value("--host", valueName: "ADDR", help: "IPv4 address to listen on (default 127.0.0.1: this machine only)."),
             .value("--port", valueName: "N", help: "Port (default 8080; 0 picks a free one)."),
-            .value("--parallel", valueName: "N", help: "Sequences decoded at once (default 1; until continuous batching lands, requests run one at a time and others queue)."),
+            .value("--parallel", valueName: "N", help: "Sequences decoded together by continuous batching, each with its own KV cache of --ctx tokens (default 4; 1 runs requests one at a time)."),
             .value("--ctx", "-c", valueName: "N", help: "Context length per sequence (default: the model's, at most 4096)."),
             .value("--threads", "-t", valueName: "N", help: "Threads (default: all cores)."),
             .value("--max-body", valueName: "BYTES", help: "Largest request body accepted (default 1048576)."),
@@ -35,7 +35,7 @@ struct ServeCommand: Command {
         let host = a.value("--host") ?? "127.0.0.1"
         let port = try a.int("--port") ?? 8080
         guard (0...65535).contains(port) else { throw UsageError("--port must be between 0 and 65535") }
-        let parallel = try a.int("--parallel") ?? 1
+        let parallel = try a.int("--parallel") ?? 4
         guard parallel >= 1 else { throw UsageError("--parallel must be ≥ 1") }
         let ctx = try a.int("--ctx")
         if let ctx, ctx < 1 { throw UsageError("--ctx must be ≥ 1") }
@@ -84,14 +84,11 @@ struct ServeCommand: Command {
         let server = HTTPServer(host: host, port: port, maxBodyBytes: maxBody) { api.handle($0) }
         try server.start()
         console.out("steward serve: listening on \(server.url) (loading \(ids.joined(separator: ", ")); /health says when ready)\n")
-        if parallel > 1 {
-            console.err("steward serve: note: --parallel \(parallel): requests run one at a time for now (continuous batching is not in yet); others wait in the queue\n")
-        }
         do {
             for (arg, id) in zip(modelArgs, ids) {
                 let t0 = Date()
                 let template = templates[arg] ?? templates[id] ?? templateForAll
-                switch try ModelLoader.load(arg, threads: threads, contextLength: ctx, template: template, maxQueue: maxQueue) {
+                switch try ModelLoader.load(arg, threads: threads, contextLength: ctx, template: template, maxQueue: maxQueue, parallel: parallel) {
                 case let .decoder(m):
                     registry.add(m)
                     let chat = m.chatTemplate == nil ? "no chat template: completions only (see --template)" : "chat template ok"
