@@ -286,6 +286,7 @@ public final class BatchingEngine: GenerationEngine, @unchecked Sendable {
         if let p = job.promptStart { r.promptSeconds = (job.decodeStart ?? now).timeIntervalSince(p) }
         if let d = job.decodeStart { r.generateSeconds = now.timeIntervalSince(d) }
         slot.job = nil
+        updateStatus()  // before the caller wakes, so status never counts a finished request
         finish(job, .success(r))
     }
 
@@ -294,6 +295,7 @@ public final class BatchingEngine: GenerationEngine, @unchecked Sendable {
         slot.cache.reset()
         slot.tokens = []
         slot.job = nil
+        updateStatus()
         finish(job, .failure(error))
     }
 
