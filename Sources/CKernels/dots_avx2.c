@@ -641,26 +641,49 @@ static inline CK_AVX2 __m256i q5_0_ucodes(const blk_q5_0 *b) {
 
 static CK_AVX2 void rows_q5_0(int64_t n, const uint8_t *w, size_t wstride, const blk_q8_0 *y, float *out);
 
+// hsum_float_8 of the 8-lane sums of rows 0..3 held in pair layout: row 2p's lanes 0..3 are
+// lo[p] lanes 0..3 and its lanes 4..7 are hi[p] lanes 0..3; row 2p+1's are lanes 4..7 of the
+// same vectors. Folds as ggml: ((x4+x0)+(x6+x2)) + ((x5+x1)+(x7+x3)); returns rows 0..3.
+static inline CK_AVX2 __m128 hsum_pairs4(__m256 lo01, __m256 hi01, __m256 lo23, __m256 hi23) {
+    const __m256 t01 = _mm256_add_ps(hi01, lo01), t23 = _mm256_add_ps(hi23, lo23);
+    const __m256 a = _mm256_shuffle_ps(t01, t23, _MM_SHUFFLE(1, 0, 1, 0));
+    const __m256 b = _mm256_shuffle_ps(t01, t23, _MM_SHUFFLE(3, 2, 3, 2));
+    const __m256 c = _mm256_add_ps(a, b);  // [x0+x2, x1+x3] of rows 0 and 2 | of rows 1 and 3
+    const __m256 d = _mm256_add_ps(_mm256_shuffle_ps(c, c, _MM_SHUFFLE(2, 0, 2, 0)),
+                                   _mm256_shuffle_ps(c, c, _MM_SHUFFLE(3, 1, 3, 1)));
+    return _mm_unpacklo_ps(_mm256_castps256_ps128(d), _mm256_extractf128_ps(d, 1));
+}
+
 static CK_AVX2 void rows_q4_1(int64_t n, const uint8_t *w, size_t wstride, const blk_q8_1 *y, float *out) {
     // Four rows, each summed exactly as ggml_vec_dot_q4_1_q8_1 (AVX2): lane l of a row's
-    // accumulator gets fma(d·dy, Σ of products 4l..4l+3, acc) block by block (element order as
-    // ggml's bytes_from_nibbles_32: low nibbles are elements 0..15), the mins m·s are summed in a
-    // float one block at a time, and the result is hsum(acc) + mins.
-    __m256 acc[NR];
-    float summs[NR];
-    for (int r = 0; r < NR; r++) { acc[r] = _mm256_setzero_ps(); summs[r] = 0.0f; }
+    // accumulator gets fma(d·dy, Σ of products 4l..4l+3, acc) block by block (low nibbles are
+    // elements 0..15), the mins m·s are summed one block at a time, and the result is
+    // hsum(acc) + mins. Two rows share a vector (pair layout, see hsum_pairs4), so each
+    // maddubs, madd, convert and FMA serves two rows without mixing their lanes.
+    __m256 lo01 = _mm256_setzero_ps(), hi01 = _mm256_setzero_ps(), lo23 = _mm256_setzero_ps(), hi23 = _mm256_setzero_ps();
+    __m128 summs = _mm_setzero_ps();
+    const __m256i ones = _mm256_set1_epi16(1);
+    const __m256i pick01 = _mm256_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2), pick23 = _mm256_setr_epi32(4, 4, 4, 4, 6, 6, 6, 6);
+    const __m256i pickm = _mm256_setr_epi32(1, 3, 5, 7, 1, 3, 5, 7);
     for (int64_t i = 0; i < n / QK; i++) {
         prefetch_next_group(w, wstride, sizeof(blk_q4_1), i);
-        __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
-        const float dy = hf(y[i].d), sy = hf(y[i].s);
-        for (int r = 0; r < NR; r++) {
-            const blk_q4_1 *b = &WROW(r, blk_q4_1)[i];
-            __m256 p = _mm256_cvtepi32_ps(dot_u8_i8(unpack_nibbles(b->qs), qy));
-            summs[r] = fmaf(hf(b->m), sy, summs[r]);  // m·s is exact in f32, so fused or not alike
-            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(hf(b->d) * dy), p, acc[r]);
-        }
+        const __m256i ylo = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)y[i].qs));
+        const __m256i yhi = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(y[i].qs + 16)));
+        const __m256 hm = heads4(w, wstride, sizeof(blk_q4_1), i);  // [d0 m0 d1 m1 d2 m2 d3 m3]
+        const __m256 dy = _mm256_set1_ps(hf(y[i].d));
+        // m·s is exact in f32 (two f16 values), so this fused step rounds as ggml's add
+        summs = _mm_fmadd_ps(_mm256_castps256_ps128(_mm256_permutevar8x32_ps(hm, pickm)), _mm_set1_ps(hf(y[i].s)), summs);
+        const __m256 s01 = _mm256_mul_ps(_mm256_permutevar8x32_ps(hm, pick01), dy);
+        const __m256 s23 = _mm256_mul_ps(_mm256_permutevar8x32_ps(hm, pick23), dy);
+        __m256i l, h;
+        nibbles_2rows(WROW(0, blk_q4_1)[i].qs, WROW(1, blk_q4_1)[i].qs, &l, &h);
+        lo01 = _mm256_fmadd_ps(s01, _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(l, ylo), ones)), lo01);
+        hi01 = _mm256_fmadd_ps(s01, _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(h, yhi), ones)), hi01);
+        nibbles_2rows(WROW(2, blk_q4_1)[i].qs, WROW(3, blk_q4_1)[i].qs, &l, &h);
+        lo23 = _mm256_fmadd_ps(s23, _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(l, ylo), ones)), lo23);
+        hi23 = _mm256_fmadd_ps(s23, _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(h, yhi), ones)), hi23);
     }
-    for (int r = 0; r < NR; r++) out[r] = hsum_ps(acc[r]) + summs[r];
+    _mm_storeu_ps(out, _mm_add_ps(hsum_pairs4(lo01, hi01, lo23, hi23), summs));
 }
 
 void ck_vec_dot_rows(int type, int64_t n, const void *vw, size_t wstride, int64_t nrows,
