@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 import Server
 import Generation
+import Tokenization
 
 /// One sample line of the Prometheus text format.
 struct MetricSample: Equatable {
@@ -263,6 +264,33 @@ final class ServerMetricsTests: XCTestCase {
         XCTAssertEqual(e.value("steward_requests_total", ["route": "unknown", "status": "404"]), 3)
         XCTAssertEqual(e.value("steward_requests_total", ["route": "unknown", "status": "413"]), 1)
         XCTAssertEqual(e.samples.filter { $0.name == "steward_requests_total" }.count, 2)
+    }
+
+    /// While a stream runs, the gauges show it: one active sequence holding KV positions.
+    func testGaugesWhileGenerating() throws {
+        let (api, m) = try freshAPI()
+        let story = "Write a long story about a brave dragon who learns to fly."
+        let r = api.handle(HTTPRequest(method: "POST", path: "/v1/chat/completions",
+                                       json: #"{"model":"\#(m.id)","messages":[{"role":"user","content":"\#(story)"}],"max_tokens":300,"temperature":0,"stream":true}"#))
+        guard case let .stream(pipe) = r.body else { return XCTFail("expected a stream") }
+        // Three frames in (the role, then text): the prompt is in the cache and generation is
+        // under way, not finished.
+        for _ in 0..<3 {
+            let frame = String(decoding: try XCTUnwrap(pipe.next()), as: UTF8.self)
+            XCTAssertTrue(frame.contains(#""finish_reason":null"#) || !frame.contains("finish_reason"), frame)
+        }
+        let during = try metrics(api)
+        XCTAssertEqual(during.value("steward_active_sequences", ["model": m.id]), 1)
+        XCTAssertEqual(during.value("steward_queue_depth", ["model": m.id]), 0)
+        let used = try XCTUnwrap(during.value("steward_kv_cache_used_tokens", ["model": m.id]))
+        let promptTokens = m.tokenizer.encode(story, addBOS: nil, parseSpecial: true).count
+        XCTAssertGreaterThan(used, Double(promptTokens), "the prompt's positions (and the template's) at least")
+        XCTAssertLessThanOrEqual(used, try XCTUnwrap(during.value("steward_kv_cache_capacity_tokens", ["model": m.id])))
+        XCTAssertGreaterThanOrEqual(try XCTUnwrap(during.value("steward_time_to_first_token_seconds_count", ["model": m.id])), 1)
+        pipe.cancel()
+        let t0 = Date()
+        while m.engine.status.active != 0 && Date().timeIntervalSince(t0) < 5 { usleep(5000) }
+        XCTAssertEqual(try metrics(api).value("steward_active_sequences", ["model": m.id]), 0)
     }
 
     func testHistogramBuckets() {
