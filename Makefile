@@ -3,8 +3,8 @@ SHELL := /bin/bash
 STEWARD_HOME ?= $(HOME)/.cache/steward
 export STEWARD_HOME
 # Debian packages: what the build links against (C libraries through .systemLibrary targets),
-# and tmux for the terminal chat test.
-DEB_PACKAGES := libssl-dev libmicrohttpd-dev tmux
+# tmux for the terminal chat test, chromium (headless) for the web chat page test.
+DEB_PACKAGES := libssl-dev libmicrohttpd-dev tmux chromium
 SWIFT_RELEASE := swift build -c release
 HOST ?= 127.0.0.1
 PORT ?= 8080

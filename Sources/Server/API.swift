@@ -26,7 +26,8 @@ public struct Router: Sendable {
         let candidates = routes.filter { $0.path == r.path }
         let flavor = candidates.first?.flavor ?? Router.flavor(for: r.path)
         if let limit = r.bodyLimit {
-            return (r.path, APIError(status: 413, message: "the request body is over the server's limit of \(limit) bytes (steward serve --max-body)",
+            // Unknown paths share one label so a scan cannot grow /metrics without bound.
+            return (candidates.isEmpty ? "unknown" : r.path, APIError(status: 413, message: "the request body is over the server's limit of \(limit) bytes (steward serve --max-body)",
                                      type: "invalid_request_error", code: "request_too_large").response(flavor))
         }
         guard !candidates.isEmpty else {
@@ -46,24 +47,6 @@ public struct Router: Sendable {
             return (r.path, APIError.from(error).response(route.flavor))
         }
     }
-}
-
-/// Counters the handlers keep; /metrics (later) renders them. Requests by route and status.
-public final class ServerMetrics: @unchecked Sendable {
-    private let lock = NSLock()
-    private var requests: [String: Int] = [:]
-    private var tokensIn = 0
-    private var tokensOut = 0
-
-    func record(route: String, status: Int) {
-        lock.lock(); requests["\(route) \(status)", default: 0] += 1; lock.unlock()
-    }
-    func tokens(prompt: Int, generated: Int) {
-        lock.lock(); tokensIn += prompt; tokensOut += generated; lock.unlock()
-    }
-    /// Requests so far, keyed "ROUTE STATUS".
-    public var requestCounts: [String: Int] { lock.lock(); defer { lock.unlock() }; return requests }
-    public var tokenCounts: (prompt: Int, generated: Int) { lock.lock(); defer { lock.unlock() }; return (tokensIn, tokensOut) }
 }
 
 /// The HTTP API (OpenAI- and Ollama-compatible) over a model registry. `handle` is the whole
@@ -93,10 +76,11 @@ public final class API: @unchecked Sendable {
         router.add("POST", "/api/embed", .ollama) { [unowned self] in try self.ollamaEmbed($0) }
         router.add("GET", "/api/ps", .ollama) { [unowned self] _ in self.ollamaPs() }
         router.add("GET", "/api/version", .ollama) { [unowned self] _ in .json(Ollama.Version(version: self.version)) }
-        router.add("GET", "/", .plain) { _ in
-            HTTPResponse(status: 200, headers: [("Content-Type", "text/plain; charset=utf-8")],
-                         body: .bytes(Data("Steward is running: OpenAI API under /v1, Ollama API under /api.\n".utf8)))
+        router.add("GET", "/metrics", .plain) { [unowned self] _ in
+            HTTPResponse(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
+                         body: .bytes(Data(self.metrics.exposition(models: self.models.models).utf8)))
         }
+        router.add("GET", "/", .plain) { _ in WebPage.response() }
     }
 
     public func handle(_ request: HTTPRequest) -> HTTPResponse {

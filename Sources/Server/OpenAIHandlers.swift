@@ -142,8 +142,9 @@ extension API {
              onChunk: @escaping @Sendable (GeneratedChunk) -> Bool) throws -> GenerationResult {
         var g = gr
         if i > 0, let s = g.sampling.seed { g.sampling.seed = s &+ UInt64(i) }
-        let result = try m.engine.generate(prompt: prompt, g, onChunk: chunkHandler(onChunk))
-        metrics.tokens(prompt: prompt.count, generated: result.tokens.count)
+        let timed = metrics.timing(model: m.id, start: Date(), chunkHandler(onChunk))
+        let result = try m.engine.generate(prompt: prompt, g, onChunk: timed)
+        metrics.tokens(model: m.id, prompt: prompt.count, generated: result.tokens.count)
         return result
     }
 
