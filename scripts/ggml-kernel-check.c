@@ -2,8 +2,9 @@
 // bit on random data: activation quantization (from_float of each vec_dot type) and the dot
 // products ggml picks for single-row products (vec_dot), through all our entry points
 // (ck_vec_dot, ck_vec_dot_rows, ck_vec_dot_multi, ck_vec_dot_tile); Q4_K matrices against the
-// repack path llama.cpp takes for them on AVX2 (ggml_gemv/gemm_q4_K_8x8_q8_K); the f16 GELU
-// table against ggml_table_gelu_f16.
+// repack path llama.cpp takes for them on AVX2 (ggml_gemv/gemm_q4_K_8x8_q8_K); whole products
+// (ck_matmul) against ggml_mul_mat for other types, whose dispatch picks llamafile's sgemm or
+// the tiled K-quant path for batches; the f16 GELU table against ggml_table_gelu_f16.
 // Build and run: scripts/ggml-kernel-check [trials]
 // Fixtures:      scripts/ggml-kernel-check --fixtures Tests/Fixtures/kernels
 //   writes q4k-repack.json (Q4_K rows, float activations and the peer's products for 1 and 7
@@ -161,6 +162,51 @@ static void check_q4k(int trials) {
     report("q4_K tile (13 rows)", CK_Q4_K, 0, bad[1], total);
     report("q4_K matmul scalar", CK_Q4_K, 0, bad[2], total);
     report("q4_K vec_dot vs gemv", CK_Q4_K, 0, bad[3], total);
+}
+
+
+// ---- whole matrix products through ggml's own MUL_MAT (its dispatch decides the path) --------
+
+// Y = X·Wᵀ computed by ggml_mul_mat on the CPU backend (one thread); for Q6_K over 8+ tokens
+// that is the tiled path, below that vec_dot.
+static void peer_mul_mat(int type, const uint8_t *w, int rows, int n, const float *x, int ntok, float *y) {
+    struct ggml_init_params ip = { (size_t)64 << 20, NULL, false };
+    struct ggml_context *ctx = ggml_init(ip);
+    struct ggml_tensor *W = ggml_new_tensor_2d(ctx, (enum ggml_type)type, n, rows);
+    struct ggml_tensor *X = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, n, ntok);
+    memcpy(W->data, w, ggml_nbytes(W));
+    memcpy(X->data, x, ggml_nbytes(X));
+    struct ggml_tensor *Y = ggml_mul_mat(ctx, W, X);
+    struct ggml_cgraph *g = ggml_new_graph(ctx);
+    ggml_build_forward_expand(g, Y);
+    ggml_graph_compute_with_ctx(ctx, g, 1);
+    memcpy(y, Y->data, sizeof(float) * rows * ntok);
+    ggml_free(ctx);
+}
+
+static void check_mul_mat(int trials) {
+    const int types[] = { CK_Q4_1, CK_Q5_0, CK_Q8_0, CK_Q6_K }, toks[] = { 1, 3, 7, 8, 9, 16, 17, 33 };
+    for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++) {
+        const int type = types[ti], rows = 24, n = 1024;
+        const size_t wrow = ck_row_bytes(type, n);
+        const int64_t bs = ck_block_size(type);
+        uint8_t *w = malloc(wrow * rows);
+        int bad = 0, total = 0;
+        for (int k = 0; k < trials / 10 + 1; k++)
+            for (size_t i = 0; i < sizeof toks / sizeof *toks; i++) {
+                const int T = toks[i];
+                float *x = malloc(sizeof(float) * n * T), *ref = malloc(sizeof(float) * rows * T), *ours = malloc(sizeof(float) * rows * T);
+                uint8_t *scratch = malloc(ck_matmul_scratch_bytes(type, n, T));
+                fill_weights(type, w, wrow * rows, rows * (n / bs), wrow / (n / bs));
+                fill_act(x, n * T, k % 2 ? 100.0f : 3.0f);
+                peer_mul_mat(type, w, rows, n, x, T, ref);
+                ck_matmul(NULL, type, w, rows, n, x, T, ours, scratch);
+                for (int e = 0; e < rows * T; e++) { total++; bad += memcmp(&ref[e], &ours[e], 4) != 0; }
+                free(x); free(ref); free(ours); free(scratch);
+            }
+        report("ck_matmul vs ggml_mul_mat", type, n, bad, total);
+        free(w);
+    }
 }
 
 static void check_gelu(void) {
@@ -328,6 +374,7 @@ int main(int argc, char **argv) {
         report("ck_vec_dot_tile", type, nn, badt, total);
     }
     check_q4k(trials);
+    check_mul_mat(trials);
     check_gelu();
     printf("%d checks differ\n", failures);
     return failures != 0;

@@ -61,4 +61,10 @@ void ck_q4_K_tile_avx2(int64_t n, const void *w, size_t wstride, int64_t nrows, 
                        int64_t ntok, float *out, int64_t os);
 void ck_q4_K_tile_scalar(int64_t n, const void *w, size_t wstride, int64_t nrows, const void *a, size_t astride,
                          int64_t ntok, float *out, int64_t os);
+
+// Q6_K batches of 8+ tokens in llama.cpp's tiled-path arithmetic (q6k_avx2.c): per (row,
+// token) acc = fma(d·float(block integer), d8, acc) block by block.
+float ck_q6_K_tiled_scalar(int64_t n, const void *x, const void *y);
+void ck_q6_K_tile_tiled(int64_t n, const void *w, size_t wstride, int64_t nrows, const void *a, size_t astride,
+                        int64_t ntok, float *out, int64_t os);
 #endif

@@ -96,6 +96,9 @@ void ck_pool_set_spin_us(ck_pool *pool, int64_t us);
 size_t ck_matmul_scratch_bytes(int weight_type, int64_t cols, int64_t ntok);
 /// Y (ntok x rows, row-major) = X (ntok x cols) · Wᵀ, where W is `rows` rows of `cols`
 /// elements of `weight_type` laid out as ggml stores them. ntok = 1 is a matrix-vector product.
+/// Every (row, token) rounds as llama.cpp's AVX2 CPU backend rounds it for a batch of ntok
+/// tokens, which for Q4_K (4-token groups, see ck_vec_dot_tile) and Q6_K (8+ tokens: its tiled
+/// path) is not always what the token alone would give.
 /// Returns 0 on success, -1 for an unsupported type or shape. pool may be NULL (one thread).
 int ck_matmul(ck_pool *pool, int weight_type, const void *w, int64_t rows, int64_t cols,
               const float *x, int64_t ntok, float *y, void *scratch);
