@@ -7,8 +7,8 @@
 // the tiled K-quant path for batches; the f16 GELU table against ggml_table_gelu_f16.
 // Build and run: scripts/ggml-kernel-check [trials]
 // Fixtures:      scripts/ggml-kernel-check --fixtures Tests/Fixtures/kernels
-//   writes q4k-repack.json (Q4_K rows, float activations and the peer's products for 1 and 7
-//   tokens) and gelu-table.json (inputs and the peer's GELU for them) for KernelsTests.
+//   writes matmul-peer.json (Q4_K and Q6_K rows, float activations and the peer's products for
+//   1, 7 and 9 tokens) and gelu-table.json (inputs and the peer's GELU of them) for KernelsTests.
 #include "ggml.h"
 #include "ggml-cpu.h"
 #include "ckernels.h"
@@ -231,35 +231,42 @@ static void put_b64(FILE *f, const void *p, size_t len) {
 
 static int write_fixtures(const char *dir) {
     char path[4096];
-    snprintf(path, sizeof path, "%s/q4k-repack.json", dir);
+    snprintf(path, sizeof path, "%s/matmul-peer.json", dir);
     FILE *f = fopen(path, "w");
     if (!f) { perror(path); return 1; }
-    const int rows = 16, n = 512;
-    const size_t wrow = ck_row_bytes(CK_Q4_K, n);
-    uint8_t *w = malloc(wrow * rows);
-    fill_weights(CK_Q4_K, w, wrow * rows, (int64_t)rows * (n / 256), sizeof(q4k_blk));
-    fprintf(f, "{\n\"about\": \"Q4_K rows x float activations and llama.cpp's products as its AVX2 repack path computes them "
-               "(scripts/ggml-kernel-check --fixtures; peer libggml-cpu: ggml_quantize_mat_q8_K_4x8 + ggml_gemm_q4_K_8x8_q8_K "
-               "for whole groups of 4 tokens, quantize_row_q8_K + ggml_gemv_q4_K_8x8_q8_K for the rest). Little-endian, base64.\",\n");
-    fprintf(f, "\"rows\": %d, \"cols\": %d,\n\"weights\": ", rows, n);
-    put_b64(f, w, wrow * rows);
-    fprintf(f, ",\n\"cases\": [\n");
-    const int toks[] = { 1, 7 };
-    for (int c = 0; c < 2; c++) {
-        const int T = toks[c];
-        float *x = malloc(sizeof(float) * (size_t)n * T), *y = malloc(sizeof(float) * rows * T);
-        fill_act_q4k(x, n * T, 3 * c);
-        peer_q4k_matmul(w, rows, n, x, T, y);
-        fprintf(f, "{\"tokens\": %d, \"x\": ", T);
-        put_b64(f, x, sizeof(float) * (size_t)n * T);
-        fprintf(f, ", \"y\": ");
-        put_b64(f, y, sizeof(float) * rows * T);
-        fprintf(f, "}%s\n", c == 0 ? "," : "");
-        free(x); free(y);
+    fprintf(f, "{\n\"about\": \"Quantized weight rows x float activations and llama.cpp's products (scripts/ggml-kernel-check --fixtures, "
+               "peer libggml-cpu on AVX2). Q4_K: the repack path (ggml_quantize_mat_q8_K_4x8 + ggml_gemm_q4_K_8x8_q8_K for whole groups "
+               "of 4 tokens, quantize_row_q8_K + ggml_gemv_q4_K_8x8_q8_K for the rest). Q6_K: ggml_mul_mat (its tiled path from 8 tokens, "
+               "vec_dot below). y is tokens x rows. Little-endian, base64.\",\n\"matrices\": [\n");
+    const int mtypes[] = { CK_Q4_K, CK_Q6_K };
+    for (int m = 0; m < 2; m++) {
+        const int type = mtypes[m], rows = 16, n = 512;
+        const size_t wrow = ck_row_bytes(type, n);
+        const int64_t nb = n / 256;
+        uint8_t *w = malloc(wrow * rows);
+        fill_weights(type, w, wrow * rows, rows * nb, wrow / nb);
+        fprintf(f, "{\"type\": %d, \"rows\": %d, \"cols\": %d, \"weights\": ", type, rows, n);
+        put_b64(f, w, wrow * rows);
+        fprintf(f, ",\n \"cases\": [\n");
+        const int toks[] = { 1, 7, 9 };
+        for (int c = 0; c < 3; c++) {
+            const int T = toks[c];
+            float *x = malloc(sizeof(float) * (size_t)n * T), *y = malloc(sizeof(float) * rows * T);
+            fill_act_q4k(x, n * T, 3 * c);
+            if (type == CK_Q4_K) peer_q4k_matmul(w, rows, n, x, T, y);
+            else peer_mul_mat(type, w, rows, n, x, T, y);
+            fprintf(f, "  {\"tokens\": %d, \"x\": ", T);
+            put_b64(f, x, sizeof(float) * (size_t)n * T);
+            fprintf(f, ", \"y\": ");
+            put_b64(f, y, sizeof(float) * rows * T);
+            fprintf(f, "}%s\n", c < 2 ? "," : "");
+            free(x); free(y);
+        }
+        fprintf(f, " ]}%s\n", m == 0 ? "," : "");
+        free(w);
     }
     fprintf(f, "]}\n");
     fclose(f);
-    free(w);
 
     snprintf(path, sizeof path, "%s/gelu-table.json", dir);
     f = fopen(path, "w");
@@ -296,7 +303,7 @@ static int write_fixtures(const char *dir) {
     put_b64(f, y, sizeof y);
     fprintf(f, "\n}\n");
     fclose(f);
-    printf("wrote %s/q4k-repack.json and gelu-table.json\n", dir);
+    printf("wrote %s/matmul-peer.json and gelu-table.json\n", dir);
     return 0;
 }
 
