@@ -227,17 +227,25 @@ static CK_AVX2 void gemm_4x4(int64_t n, const uint8_t *w, size_t wstride, const 
             s[t] = _mm_mul_ps(d, yd);
             sm[t] = _mm_mul_ps(dmin, yd);
         }
+        const __m256i m4 = _mm256_set1_epi8(0x0F);
         for (int k = 0; k < 4; k++) {
-            __m256i raw[4], slo[4], shi[4];
+            // each row's codes and scales for these 64 elements, unpacked once for the 4 tokens
+            __m256i lo[4], hi[4], slo[4], shi[4];
             for (int r = 0; r < 4; r++) {
-                raw[r] = _mm256_loadu_si256((const __m256i *)(ROW(r)[i].qs + 32 * k));
+                const __m256i raw = _mm256_loadu_si256((const __m256i *)(ROW(r)[i].qs + 32 * k));
+                lo[r] = _mm256_and_si256(raw, m4);
+                hi[r] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
                 slo[r] = scale_bcast(sc[r], 2 * k);
                 shi[r] = scale_bcast(sc[r], 2 * k + 1);
             }
             for (int t = 0; t < 4; t++) {
                 const int8_t *q8 = ACT(t)[i].qs + 64 * k;
-                __m128i isum = hsum4_i32(chunk_sum(raw[0], q8, slo[0], shi[0]), chunk_sum(raw[1], q8, slo[1], shi[1]),
-                                         chunk_sum(raw[2], q8, slo[2], shi[2]), chunk_sum(raw[3], q8, slo[3], shi[3]));
+                const __m256i yl = _mm256_loadu_si256((const __m256i *)q8), yh = _mm256_loadu_si256((const __m256i *)(q8 + 32));
+                __m256i p[4];
+                for (int r = 0; r < 4; r++)
+                    p[r] = _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(lo[r], yl), slo[r]),
+                                            _mm256_madd_epi16(_mm256_maddubs_epi16(hi[r], yh), shi[r]));
+                __m128i isum = hsum4_i32(p[0], p[1], p[2], p[3]);
                 acc[t] = _mm_fmadd_ps(_mm_cvtepi32_ps(isum), s[t], acc[t]);
                 accm[t] = _mm_fmadd_ps(_mm_cvtepi32_ps(imin[t][k]), sm[t], accm[t]);
             }
