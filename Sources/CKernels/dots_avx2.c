@@ -253,34 +253,6 @@ static inline int k4_mins_dot(const uint8_t *mins, const int16_t *bsums) {
     return s;
 }
 
-CK_AVX2 float ck_dot_q4_K_avx2(int64_t n, const void *vx, const void *vy) {
-    const blk_q4_K *x = vx;
-    const blk_q8_K *y = vy;
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
-    __m256 acc = _mm256_setzero_ps();
-    float accm = 0;
-    for (int64_t i = 0; i < n / QKK; i++) {
-        uint8_t sc[8], mn[8];
-        for (int j = 0; j < 8; j++) ck_scale_min_k4(j, x[i].scales, &sc[j], &mn[j]);
-        const float d = y[i].d * hf(x[i].d);
-        accm += y[i].d * hf(x[i].dmin) * (float)k4_mins_dot(mn, y[i].bsums);
-        __m256i sumi = _mm256_setzero_si256();
-        const int8_t *q8 = y[i].qs;
-        for (int c = 0; c < 4; c++) {
-            __m256i q4 = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * c));
-            __m256i lo = _mm256_and_si256(q4, m4);
-            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
-            __m256i p0 = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(q8 + 64 * c)));
-            __m256i p1 = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(q8 + 64 * c + 32)));
-            p0 = _mm256_madd_epi16(p0, _mm256_set1_epi16(sc[2 * c]));
-            p1 = _mm256_madd_epi16(p1, _mm256_set1_epi16(sc[2 * c + 1]));
-            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
-        }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
-    }
-    return hsum_ps(acc) - accm;
-}
-
 CK_AVX2 float ck_dot_q5_K_avx2(int64_t n, const void *vx, const void *vy) {
     const blk_q5_K *x = vx;
     const blk_q8_K *y = vy;
@@ -429,7 +401,7 @@ float ck_vec_dot(int type, int64_t n, const void *w, const void *a) {
     case CK_Q5_0: return ck_dot_q5_0_avx2(n, w, a);
     case CK_Q5_1: return ck_dot_q5_1_avx2(n, w, a);
     case CK_Q8_0: return ck_dot_q8_0_avx2(n, w, a);
-    case CK_Q4_K: return ck_dot_q4_K_avx2(n, w, a);
+    case CK_Q4_K: return ck_q4_K_gemv_avx2(n, w, a);  // q4k_avx2.c
     case CK_Q5_K: return ck_dot_q5_K_avx2(n, w, a);
     case CK_Q6_K: return ck_dot_q6_K_avx2(n, w, a);
     default: return ck_vec_dot_scalar(type, n, w, a);
@@ -477,38 +449,6 @@ static CK_AVX2 void multi_q4_1(int64_t n, const blk_q4_1 *x, const uint8_t *a, s
     }
     for (int t = 0; t < NT; t++)
         out[t * os] = hsum_ps(acc[t]) + _mm_cvtss_f32(_mm_shuffle_ps(summ[t], summ[t], 1));
-}
-
-static CK_AVX2 void multi_q4_K(int64_t n, const blk_q4_K *x, const uint8_t *a, size_t astride, float *out, int64_t os) {
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
-    __m256 acc[NT];
-    float accm[NT];
-    for (int t = 0; t < NT; t++) { acc[t] = _mm256_setzero_ps(); accm[t] = 0; }
-    for (int64_t i = 0; i < n / QKK; i++) {
-        uint8_t sc[8], mn[8];
-        for (int j = 0; j < 8; j++) ck_scale_min_k4(j, x[i].scales, &sc[j], &mn[j]);
-        const float xd = hf(x[i].d), xmin = hf(x[i].dmin);
-        __m256i sumi[NT];
-        for (int t = 0; t < NT; t++) sumi[t] = _mm256_setzero_si256();
-        for (int c = 0; c < 4; c++) {
-            __m256i q4 = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * c));
-            __m256i lo = _mm256_and_si256(q4, m4);
-            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
-            __m256i s0 = _mm256_set1_epi16(sc[2 * c]), s1 = _mm256_set1_epi16(sc[2 * c + 1]);
-            for (int t = 0; t < NT; t++) {
-                const int8_t *q8 = ACT(t, blk_q8_K)[i].qs + 64 * c;
-                __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)q8)), s0);
-                __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(q8 + 32))), s1);
-                sumi[t] = _mm256_add_epi32(sumi[t], _mm256_add_epi32(p0, p1));
-            }
-        }
-        for (int t = 0; t < NT; t++) {
-            const blk_q8_K *y = ACT(t, blk_q8_K) + i;
-            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(y->d * xd), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
-            accm[t] += y->d * xmin * (float)k4_mins_dot(mn, y->bsums);
-        }
-    }
-    for (int t = 0; t < NT; t++) out[t * os] = hsum_ps(acc[t]) - accm[t];
 }
 
 static CK_AVX2 void multi_q6_K(int64_t n, const blk_q6_K *x, const uint8_t *a, size_t astride, float *out, int64_t os) {
@@ -691,6 +631,7 @@ void ck_vec_dot_rows(int type, int64_t n, const void *vw, size_t wstride, int64_
     const uint8_t *w = vw;
     int64_t r = 0;
     if (ck_use_avx2 < 0) ck_init_cpu();
+    if (ck_use_avx2 && type == CK_Q4_K) { ck_q4_K_rows_avx2(n, w, wstride, nrows, a, out); return; }  // q4k_avx2.c
     if (ck_use_avx2 && (type == CK_Q8_0 || type == CK_Q5_0 || type == CK_Q4_1)) {
         for (; r + NR <= nrows; r += NR) {
             const uint8_t *wr = w + (size_t)r * wstride;
@@ -708,6 +649,7 @@ void ck_vec_dot_multi(int type, int64_t n, const void *w, const void *va, size_t
                       int64_t ntok, float *out, int64_t os) {
     const uint8_t *a = va;
     int64_t t = 0;
+    if (type == CK_Q4_K) { ck_vec_dot_tile(type, n, w, 0, 1, va, astride, ntok, out, os); return; }  // q4k_avx2.c
     if (ck_use_avx2 < 0) ck_init_cpu();
     if (ck_use_avx2) {
         for (; t + NT <= ntok; t += NT) {
@@ -719,7 +661,6 @@ void ck_vec_dot_multi(int type, int64_t n, const void *w, const void *va, size_t
                 break;
             case CK_Q5_0: multi_q5_0(n, w, at, astride, o, os); break;
             case CK_Q4_1: multi_q4_1(n, w, at, astride, o, os); break;
-            case CK_Q4_K: multi_q4_K(n, w, at, astride, o, os); break;
             case CK_Q6_K: multi_q6_K(n, w, at, astride, o, os); break;
             default:
                 for (int k = 0; k < NT; k++) o[k * os] = ck_vec_dot(type, n, w, at + (size_t)k * astride);
@@ -808,6 +749,11 @@ void ck_vec_dot_tile(int type, int64_t n, const void *vw, size_t wstride, int64_
     const uint8_t *w = vw, *a = va;
     int64_t r = 0;
     if (ck_use_avx2 < 0) ck_init_cpu();
+    if (type == CK_Q4_K) {  // llama.cpp's repack gemm/gemv arithmetic (q4k_avx2.c)
+        if (ck_use_avx2) ck_q4_K_tile_avx2(n, vw, wstride, nrows, va, astride, ntok, out, os);
+        else ck_q4_K_tile_scalar(n, vw, wstride, nrows, va, astride, ntok, out, os);
+        return;
+    }
     if (ck_use_avx2 && type == CK_Q8_0) {
         // The decode kernel per token over 4 rows: the tile's rows stay in L1 across tokens, and
         // each token's results are bitwise those of decode.

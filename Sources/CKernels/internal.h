@@ -49,4 +49,22 @@ static inline void ck_scale_min_k4(int j, const uint8_t *q, uint8_t *sc, uint8_t
         *mn = (uint8_t)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
     }
 }
+
+// Q4_K × Q8_K in llama.cpp's AVX2 repack arithmetic (q4k_avx2.c): "gemv" is how it sums one
+// token, "gemm" how it sums each token of a 4-token group. Tiles: tokens in whole groups of 4
+// from the first get the gemm arithmetic, the last ntok % 4 the gemv arithmetic.
+float ck_q4_K_gemv_scalar(int64_t n, const void *x, const void *y);
+float ck_q4_K_gemm_scalar(int64_t n, const void *x, const void *y);
+float ck_q4_K_gemv_avx2(int64_t n, const void *x, const void *y);
+void ck_q4_K_rows_avx2(int64_t n, const void *w, size_t wstride, int64_t nrows, const void *y, float *out);
+void ck_q4_K_tile_avx2(int64_t n, const void *w, size_t wstride, int64_t nrows, const void *a, size_t astride,
+                       int64_t ntok, float *out, int64_t os);
+void ck_q4_K_tile_scalar(int64_t n, const void *w, size_t wstride, int64_t nrows, const void *a, size_t astride,
+                         int64_t ntok, float *out, int64_t os);
+
+// Q6_K batches of 8+ tokens in llama.cpp's tiled-path arithmetic (q6k_avx2.c): per (row,
+// token) acc = fma(d·float(block integer), d8, acc) block by block.
+float ck_q6_K_tiled_scalar(int64_t n, const void *x, const void *y);
+void ck_q6_K_tile_tiled(int64_t n, const void *w, size_t wstride, int64_t nrows, const void *a, size_t astride,
+                        int64_t ntok, float *out, int64_t os);
 #endif

@@ -40,13 +40,20 @@ static void matmul_task(void *vctx, int64_t b, int64_t e, int thread) {
         return;
     }
     const int64_t tr = tile_rows(j->w_row);
-    const int64_t tt = 16;  // tokens per tile
+    const int64_t tt = 16;  // tokens per tile (a multiple of 4: Q4_K batches sum in 4-token groups)
+    // llama.cpp multiplies Q6_K over 8+ tokens on its tiled path, which rounds differently from
+    // its vec_dot (ck_vec_dot_tile's arithmetic, and decode's)
+    const int q6_tiled = j->type == CK_Q6_K && j->ntok >= 8;
     for (int64_t r0 = b; r0 < e; r0 += tr) {
         int64_t r1 = r0 + tr < e ? r0 + tr : e;
         for (int64_t t0 = 0; t0 < j->ntok; t0 += tt) {
             int64_t t1 = t0 + tt < j->ntok ? t0 + tt : j->ntok;
-            ck_vec_dot_tile(j->type, j->cols, j->w + r0 * j->w_row, j->w_row, r1 - r0, j->a + t0 * j->a_row,
-                            j->a_row, t1 - t0, j->y + t0 * j->rows + r0, j->rows);
+            if (q6_tiled)
+                ck_q6_K_tile_tiled(j->cols, j->w + r0 * j->w_row, j->w_row, r1 - r0, j->a + t0 * j->a_row,
+                                   j->a_row, t1 - t0, j->y + t0 * j->rows + r0, j->rows);
+            else
+                ck_vec_dot_tile(j->type, j->cols, j->w + r0 * j->w_row, j->w_row, r1 - r0, j->a + t0 * j->a_row,
+                                j->a_row, t1 - t0, j->y + t0 * j->rows + r0, j->rows);
         }
     }
 }

@@ -4,6 +4,7 @@
 #include "internal.h"
 #include <immintrin.h>
 #include <math.h>
+#include <pthread.h>
 
 // ---- exp --------------------------------------------------------------------------------
 
@@ -285,4 +286,60 @@ void ck_rope_apply(float *x, int64_t n_heads, int64_t head_dim, int64_t n_dims, 
     if (ck_use_avx2 < 0) ck_init_cpu();
     if (ck_use_avx2) rope_apply_avx2(x, n_heads, head_dim, n_dims, c, s, neox);
     else rope_apply_plain(x, n_heads, head_dim, n_dims, c, s, neox);
+}
+
+// ---- GELU as llama.cpp's CPU backend computes it ---------------------------------------------
+// ggml_vec_gelu_f32 / ggml_vec_geglu_f32 with GGML_GELU_FP16 (on by default): x <= -10 gives 0,
+// x >= 10 gives x, anything else is rounded to f16 and looked up in a table holding, for every
+// f16 value f, f16(ggml_gelu_f32(f)) (ggml-cpu.c builds it once at init). ggml_gelu_f32 is
+// 0.5f*x*(1.0f + tanhf(SQRT_2_OVER_PI*x*(1.0f + GELU_COEF_A*x*x))) in f32; built with FMA the
+// compiler fuses the inner 1 + a·x·x into fma(a·x, x, 1), which we write out so the table does
+// not depend on how this file is compiled. scripts/ggml-kernel-check compares the whole table
+// with the peer's.
+#define GGML_SQRT_2_OVER_PI 0.79788456080286535587989211986876f
+static uint16_t gelu_f16_table[65536];
+static pthread_once_t gelu_f16_once = PTHREAD_ONCE_INIT;
+
+static void gelu_f16_table_init(void) {
+    for (int i = 0; i < 65536; i++) {
+        const float f = ck_f16_to_f32((uint16_t)i);
+        const float inner = fmaf(GELU_A * f, f, 1.0f);
+        const float u = GGML_SQRT_2_OVER_PI * f * inner;
+        gelu_f16_table[i] = ck_f32_to_f16(0.5f * f * (1.0f + tanhf(u)));
+    }
+}
+
+uint16_t ck_gelu_f16_table_entry(uint16_t h) {
+    pthread_once(&gelu_f16_once, gelu_f16_table_init);
+    return gelu_f16_table[h];
+}
+
+static CK_AVX2 void gelu_table_avx2(const float *x, float *y, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 v = _mm256_loadu_ps(x + i);
+        const __m128i h = _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        uint16_t hs[8], g[8];
+        _mm_storeu_si128((__m128i *)hs, h);
+        for (int k = 0; k < 8; k++) g[k] = gelu_f16_table[hs[k]];
+        __m256 r = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)g));
+        // x <= -10 → 0, x >= 10 → x
+        r = _mm256_andnot_ps(_mm256_cmp_ps(v, _mm256_set1_ps(-10.0f), _CMP_LE_OQ), r);
+        r = _mm256_blendv_ps(r, v, _mm256_cmp_ps(v, _mm256_set1_ps(10.0f), _CMP_GE_OQ));
+        _mm256_storeu_ps(y + i, r);
+    }
+    for (; i < n; i++) {
+        const float v = x[i];
+        y[i] = v <= -10.0f ? 0.0f : v >= 10.0f ? v : _cvtsh_ss(gelu_f16_table[_cvtss_sh(v, 0)]);
+    }
+}
+
+void ck_gelu_f16_table(const float *x, float *y, int64_t n) {
+    pthread_once(&gelu_f16_once, gelu_f16_table_init);
+    if (ck_use_avx2 < 0) ck_init_cpu();
+    if (ck_use_avx2) { gelu_table_avx2(x, y, n); return; }
+    for (int64_t i = 0; i < n; i++) {
+        const float v = x[i];
+        y[i] = v <= -10.0f ? 0.0f : v >= 10.0f ? v : ck_f16_to_f32(gelu_f16_table[ck_f32_to_f16(v)]);
+    }
 }

@@ -425,7 +425,8 @@ float ck_vec_dot_scalar(int type, int64_t n, const void *w, const void *a) {
     case CK_Q5_0: return dot_q5_scalar(n, w, a, 0);
     case CK_Q5_1: return dot_q5_scalar(n, w, a, 1);
     case CK_Q8_0: return dot_q8_0_scalar(n, w, a);
-    case CK_Q2_K: case CK_Q3_K: case CK_Q4_K: case CK_Q5_K: case CK_Q6_K:
+    case CK_Q4_K: return ck_q4_K_gemv_scalar(n, w, a);  // llama.cpp's order (q4k_avx2.c)
+    case CK_Q2_K: case CK_Q3_K: case CK_Q5_K: case CK_Q6_K:
         return dot_k_scalar(type, n, w, a);
     default: return 0;
     }

@@ -17,6 +17,10 @@ public enum FloatOps {
     public static func silu(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int) { ck_silu(x, y, Int64(count)) }
     /// GELU, tanh approximation (as ggml_gelu).
     public static func gelu(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int) { ck_gelu(x, y, Int64(count)) }
+    /// GELU as llama.cpp's CPU backend computes it: x rounded to f16 and looked up in a table of
+    /// f16-rounded tanh-form GELU values (0 below -10, x above 10). Decoder models use it so
+    /// their activations round as llama.cpp's do; `gelu` is the unrounded function.
+    public static func geluTanhTable(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int) { ck_gelu_f16_table(x, y, Int64(count)) }
     public static func exp(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int) { ck_exp(x, y, Int64(count)) }
     public static func mul(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int) { ck_mul(a, b, y, Int64(count)) }
     public static func add(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int) { ck_add(a, b, y, Int64(count)) }

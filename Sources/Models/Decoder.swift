@@ -303,7 +303,7 @@ public final class DecoderModel: @unchecked Sendable {
             compute.matmul([b.wGate.matrix, b.wUp.matrix], x: s.xn, tokens: n, ys: [s.gate, s.up])
             switch c.activation {
             case .silu: FloatOps.silu(s.gate, into: s.gate, count: n * c.ffnSize)
-            case .geluTanh: FloatOps.gelu(s.gate, into: s.gate, count: n * c.ffnSize)
+            case .geluTanh: FloatOps.geluTanhTable(s.gate, into: s.gate, count: n * c.ffnSize)  // llama.cpp's f16 table
             }
             FloatOps.mul(s.gate, s.up, into: s.gate, count: n * c.ffnSize)
             debugTap?("ffn_act", l, s.gate, n * c.ffnSize)

@@ -8,8 +8,8 @@ import TestSupport
 
 /// Tooling for greedy parity work, skipped unless STEWARD_PARITY_DUMP=DIR is set: runs a golden
 /// prompt greedily, then re-evaluates it as the golden did (prompt as one batch, then one token
-/// at a time) up to step STEWARD_PARITY_STEP (default: the last) and writes our intermediates of
-/// that last evaluation to DIR/<name>-<layer>.f32, and DIR/ids.txt ("N_PROMPT ID,ID,...") for
+/// at a time) up to step STEWARD_PARITY_STEP (default: the last; 0: the prompt batch) and writes
+/// our intermediates of that last evaluation to DIR/<name>-<layer>.f32, and DIR/ids.txt ("N_PROMPT ID,ID,...") for
 /// scripts/llamacpp-dump. STEWARD_PARITY_MODEL picks the model, STEWARD_PARITY_PROMPT the golden
 /// prompt's index.
 final class ParityDumpTests: XCTestCase {
@@ -36,15 +36,15 @@ final class ParityDumpTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         try "\(ids.count) \(all.map(String.init).joined(separator: ","))\n".write(toFile: dir + "/ids.txt", atomically: true, encoding: .utf8)
         let cache = model.makeCache(capacity: 256)
-        _ = try model.forward(tokens: step == 0 ? Array(ids.dropLast()) : ids, cache: cache)
-        let rest = step == 0 ? [ids.last!] : Array(r.tokens.prefix(step))
-        for (i, t) in rest.enumerated() {
-            if i == rest.count - 1 {
-                model.debugTap = { tname, layer, p, count in
-                    let data = Data(bytes: p, count: count * 4)
-                    try? data.write(to: URL(fileURLWithPath: "\(dir)/\(tname)-\(layer).f32"))
-                }
-            }
+        let tap: (String, Int, UnsafePointer<Float>, Int) -> Void = { tname, layer, p, count in
+            let data = Data(bytes: p, count: count * 4)
+            try? data.write(to: URL(fileURLWithPath: "\(dir)/\(tname)-\(layer).f32"))
+        }
+        // step 0: the prompt batch itself (every token's values, as llama-dump writes them)
+        if step == 0 { model.debugTap = tap }
+        _ = try model.forward(tokens: ids, cache: cache)
+        for (i, t) in r.tokens.prefix(step).enumerated() {
+            if i == step - 1 { model.debugTap = tap }
             _ = try model.forward(tokens: [t], cache: cache)
         }
         model.debugTap = nil

@@ -30,13 +30,9 @@ final class ReferenceTests: XCTestCase {
     /// at that step must be a near-tie under our model (within 0.05 in log-probability), and
     /// partings must be rare.
     func checkGreedy(_ name: String) throws {
-        // Known gap (issue 3 stays open): our logits agree with llama.cpp's to 1e-7 for a single
-        // token, but past that last-bit differences in attention flip Q8 activation roundings and
-        // greedy text parts from llama.cpp's more often, and by more, than this bar allows. The
-        // test keeps its full assertions; it runs when asked, so CI stays a true signal.
-        guard ProcessInfo.processInfo.environment["STEWARD_STRICT_GREEDY"] == "1" else {
-            throw XCTSkip("greedy parity with llama.cpp is a known open gap; run with STEWARD_STRICT_GREEDY=1")
-        }
+        // Our kernels round as llama.cpp's AVX2 backend does, per path (decode; Q4_K 4-token
+        // groups; Q6_K tiled batches; GELU's f16 table): intermediates and logits are bitwise
+        // llama.cpp's, so completions are expected to be equal, not merely close.
         let m = try load(name)
         let cases = try XCTUnwrap(try golden(name)["greedy"] as? [[String: Any]])
         var partings = 0
@@ -120,20 +116,42 @@ final class ReferenceTests: XCTestCase {
     func testPerplexitySmolLM2() throws { try checkPerplexity("smollm2-135m-instruct") }
     func testPerplexityGemma3() throws { try checkPerplexity("gemma-3-270m") }
 
-    /// Prefill in one batch gives the same next-token distribution as token-by-token decode.
+    /// Prefill in one batch and token-by-token decode give llama.cpp's next-token logits for
+    /// each way (Tests/Fixtures/parity/prefill-decode.json, from scripts/llamacpp-prefill-decode),
+    /// and they differ from each other exactly as much as llama.cpp's do. On AVX2 llama.cpp
+    /// rounds Q4_K and Q6_K products differently in batches (repack gemm, tiled path), so for
+    /// Gemma its own two results are 0.72 apart in the largest logit; for SmolLM2 they are equal.
     func checkPrefillEqualsDecode(_ name: String) throws {
         let m = try load(name)
-        let ids = m.tokenizer.encode("The history of the printing press begins in the fifteenth century, when", addBOS: nil, parseSpecial: true)
+        let fx = try XCTUnwrap(TestPaths.loadJSON(TestPaths.fixture("parity/prefill-decode.json")) as? [String: Any])
+        let ref = try XCTUnwrap(fx[name] as? [String: Any])
+        let ids = try XCTUnwrap(ref["ids"] as? [Int]).map(Int32.init)
+        let prompt = try XCTUnwrap(fx["prompt"] as? String)
+        XCTAssertEqual(m.tokenizer.encode(prompt, addBOS: nil, parseSpecial: true), ids, "\(name): the fixture's ids are not our tokenization")
         let batch = try m.model.forward(tokens: ids, cache: m.model.makeCache(capacity: 64))
         let cache = m.model.makeCache(capacity: 64)
         var step: [Float] = []
         for t in ids { step = try m.model.forward(tokens: [t], cache: cache) }
         var maxDiff: Float = 0
         for i in 0..<batch.count { maxDiff = max(maxDiff, abs(batch[i] - step[i])) }
-        print("prefill vs decode \(name): max |Δlogit| = \(maxDiff) over \(ids.count) tokens")
-        XCTAssertLessThan(maxDiff, 0.05, "\(name): batched prefill and token-by-token decode disagree")
-        XCTAssertEqual(Sampler.argmax(batch.enumerated().map { Candidate(id: Int32($0.offset), logit: $0.element) }),
-                       Sampler.argmax(step.enumerated().map { Candidate(id: Int32($0.offset), logit: $0.element) }))
+        let refDiff = Float(try XCTUnwrap(ref["max_abs_diff"] as? Double))
+        print("prefill vs decode \(name): max |Δlogit| = \(maxDiff) over \(ids.count) tokens (llama.cpp \(refDiff))")
+        XCTAssertEqual(maxDiff, refDiff, accuracy: 1e-4, "\(name): batched prefill and token-by-token decode disagree other than llama.cpp's do")
+        // Decode must be bit for bit. Batch: llama.cpp runs the last layer's feed-forward for the
+        // output row only (its inp_out_ids) while we run it over every prompt token, so its Q6_K
+        // product rounds as a batch for us (last bits of result_norm differ, ~4e-6 on a golden
+        // prompt); the Q8_0 quantization of the output product's input absorbs that unless a code
+        // flips, which would move logits by ~1e-3 at most (0 on this fixture).
+        for (key, ours, bar) in [("batch_top", batch, Float(1e-3)), ("step_top", step, Float(0))] {
+            let top = try XCTUnwrap(ref[key] as? [[Double]])
+            XCTAssertEqual(top.count, 16)
+            var worst: Float = 0
+            for e in top { worst = max(worst, abs(ours[Int(e[0])] - Float(e[1]))) }
+            print("prefill vs decode \(name) \(key): top-16 logits within \(worst) of llama.cpp's")
+            XCTAssertLessThanOrEqual(worst, bar, "\(name) \(key): our logits differ from llama.cpp's by up to \(worst)")
+            XCTAssertEqual(Sampler.argmax(ours.enumerated().map { Candidate(id: Int32($0.offset), logit: $0.element) }), Int32(top[0][0]),
+                           "\(name) \(key): argmax")
+        }
     }
 
     func testPrefillEqualsDecodeSmolLM2() throws { try checkPrefillEqualsDecode("smollm2-135m-instruct") }

@@ -63,7 +63,9 @@ void ck_vec_dot_multi(int weight_type, int64_t n, const void *w, const void *a, 
 /// Dots of `nrows` weight rows (`w_stride` bytes apart) with `ntok` activation rows (`a_stride`
 /// bytes apart), to out[t * out_stride + r]. Takes 4 rows × 4 tokens at a time where a kernel
 /// exists (prefill), so each unpacked weight block serves four tokens and each activation block
-/// four rows.
+/// four rows. Q4_K rounds as llama.cpp's AVX2 repack kernels: tokens in whole groups of 4 from
+/// the first as its gemm, the last ntok % 4 as its gemv, which is also what ck_vec_dot and
+/// ck_vec_dot_rows compute.
 void ck_vec_dot_tile(int weight_type, int64_t n, const void *w, size_t w_stride, int64_t nrows,
                      const void *a, size_t a_stride, int64_t ntok, float *out, int64_t out_stride);
 /// Dots of `nrows` weight rows (`w_stride` bytes apart) with one activation row, to out[0..<nrows].
@@ -94,6 +96,9 @@ void ck_pool_set_spin_us(ck_pool *pool, int64_t us);
 size_t ck_matmul_scratch_bytes(int weight_type, int64_t cols, int64_t ntok);
 /// Y (ntok x rows, row-major) = X (ntok x cols) · Wᵀ, where W is `rows` rows of `cols`
 /// elements of `weight_type` laid out as ggml stores them. ntok = 1 is a matrix-vector product.
+/// Every (row, token) rounds as llama.cpp's AVX2 CPU backend rounds it for a batch of ntok
+/// tokens, which for Q4_K (4-token groups, see ck_vec_dot_tile) and Q6_K (8+ tokens: its tiled
+/// path) is not always what the token alone would give.
 /// Returns 0 on success, -1 for an unsupported type or shape. pool may be NULL (one thread).
 int ck_matmul(ck_pool *pool, int weight_type, const void *w, int64_t rows, int64_t cols,
               const float *x, int64_t ntok, float *y, void *scratch);
@@ -118,6 +123,12 @@ void ck_softmax(float *x, int64_t n);
 void ck_silu(const float *x, float *y, int64_t n);
 /// GELU, tanh approximation (as ggml_gelu): 0.5x(1 + tanh(√(2/π)(x + 0.044715x³))).
 void ck_gelu(const float *x, float *y, int64_t n);
+/// GELU as llama.cpp's CPU backend computes it (GGML_GELU_FP16): x rounded to f16 and looked up
+/// in a table of f16(gelu(f16 value)) in ggml's tanh form; 0 for x <= -10, x for x >= 10. For
+/// the decoder (llama.cpp parity); ck_gelu is the smooth function.
+void ck_gelu_f16_table(const float *x, float *y, int64_t n);
+/// The table entry for the f16 value with bits h (for tests and tools).
+uint16_t ck_gelu_f16_table_entry(uint16_t h);
 /// y = exp(x).
 void ck_exp(const float *x, float *y, int64_t n);
 void ck_mul(const float *a, const float *b, float *y, int64_t n);
