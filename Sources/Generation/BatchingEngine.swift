@@ -17,7 +17,7 @@ public final class BatchingEngine: GenerationEngine, @unchecked Sendable {
     public let tokenizer: Tokenizer
     public let contextLength: Int
     public let maxQueue: Int
-    /// Prompt tokens evaluated per loop iteration for one newcomer.
+    /// Prompt tokens evaluated per loop iteration for one newcomer (a multiple of 4, 16...128).
     public let promptSlice: Int
 
     private final class Job {
@@ -76,7 +76,9 @@ public final class BatchingEngine: GenerationEngine, @unchecked Sendable {
             throw .invalidParameter("context length \(n) exceeds what the model was trained for (\(model.config.contextLength))")
         }
         guard slots >= 1 else { throw .invalidParameter("parallel sequences must be ≥ 1, got \(slots)") }
-        guard promptSlice >= 1 else { throw .invalidParameter("prompt slice must be ≥ 1, got \(promptSlice)") }
+        guard promptSlice >= 16 && promptSlice <= 128 && promptSlice % 4 == 0 else {
+            throw .invalidParameter("prompt slice must be a multiple of 4 in 16...128, got \(promptSlice)")
+        }
         self.model = model
         self.tokenizer = tokenizer
         self.contextLength = n
@@ -227,7 +229,12 @@ public final class BatchingEngine: GenerationEngine, @unchecked Sendable {
         let offset = job.evaluated - job.start
         let batchStart = offset / DecoderModel.maxBatch * DecoderModel.maxBatch
         let batchTokens = min(DecoderModel.maxBatch, remaining - batchStart)
-        let sliceEnd = min(job.evaluated + promptSlice, job.start + batchStart + batchTokens)
+        // The batch's slices are forward's steps, so the arithmetic is forward's.
+        var sliceEnd = job.start + batchStart
+        for len in DecoderModel.steps(ofBatch: batchTokens, step: promptSlice) {
+            sliceEnd += len
+            if sliceEnd > job.evaluated { break }
+        }
         let slice = Array(job.prompt[job.evaluated..<sliceEnd])
         let last = sliceEnd == job.prompt.count
         let scoring = job.request.promptLogprobs

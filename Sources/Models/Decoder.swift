@@ -58,7 +58,23 @@ public final class DecoderModel: @unchecked Sendable {
     /// arithmetic of each batch is the reference's.
     public static let maxBatch = 512
     /// Tokens computed together within a batch (bounds scratch memory).
-    static let stepTokens = 128
+    public static let stepTokens = 128
+
+    /// How a batch of `batch` tokens is cut into steps of at most `step` tokens (a multiple of
+    /// 4, at least 16) without changing its arithmetic: llama.cpp's Q4_K batch kernel groups
+    /// tokens by 4 from the batch's start, so every step but the last is a multiple of 4; its
+    /// Q6_K batch arithmetic needs 8 or more tokens in the product, so a last step under 8
+    /// borrows 8 from the one before.
+    public static func steps(ofBatch batch: Int, step: Int = stepTokens) -> [Int] {
+        guard batch > 0 else { return [] }
+        let step = max(16, step / 4 * 4)
+        var out = Array(repeating: step, count: batch / step)
+        let r = batch % step
+        if r > 0 {
+            if r < 8 && !out.isEmpty { out[out.count - 1] -= 8; out.append(r + 8) } else { out.append(r) }
+        }
+        return out
+    }
     /// Testing only: called with (name, layer, values, count) at each step of the forward pass
     /// (names as llama.cpp's eval callback: attn_norm, Qcur (after RoPE), Kcur, Vcur, kqv_out,
     /// ffn_inp, ffn_norm, ffn_act, ffn_out, l_out, result_norm, result_output; layer -1 for the
@@ -144,8 +160,8 @@ public final class DecoderModel: @unchecked Sendable {
             let end = min(start + Self.maxBatch, n)
             let tiled = end - start >= Self.tiledAttentionRows
             var s0 = start
-            while s0 < end {
-                let e0 = min(s0 + Self.stepTokens, end)
+            for len in Self.steps(ofBatch: end - start) {
+                let e0 = s0 + len
                 let want: LogitRows = allLogits ? .all : (e0 == n ? .last : .none)
                 let pos0 = cache.count
                 let part = forwardStep(Array(tokens[s0..<e0]), rows: RowPlaces(single: cache, pos0: pos0, count: e0 - s0),
@@ -297,28 +313,37 @@ public final class DecoderModel: @unchecked Sendable {
             FloatOps.add(s.x, s.o, into: s.x, count: n * h)
             debugTap?("ffn_inp", l, s.x, n * h)
 
-            // Feed-forward: down(act(gate(x)) · up(x))
-            rmsnorm(s.x, b.ffnNorm, n, h, into: s.xn)
-            debugTap?("ffn_norm", l, s.xn, n * h)
-            compute.matmul([b.wGate.matrix, b.wUp.matrix], x: s.xn, tokens: n, ys: [s.gate, s.up])
-            switch c.activation {
-            case .silu: FloatOps.silu(s.gate, into: s.gate, count: n * c.ffnSize)
-            case .geluTanh: FloatOps.geluTanhTable(s.gate, into: s.gate, count: n * c.ffnSize)  // llama.cpp's f16 table
+            // As llama.cpp (inp_out_ids), the last layer's feed-forward runs only for the rows
+            // whose logits are wanted: none, the last token (moved to row 0), or all. This saves
+            // work and keeps the batch shape of its products, hence their rounding, the
+            // reference's.
+            var m = n
+            if l == weights.blocks.count - 1 && want != .all {
+                if want == .none { break }
+                if n > 1 { (s.x).update(from: s.x + (n - 1) * h, count: h) }
+                m = 1
             }
-            FloatOps.mul(s.gate, s.up, into: s.gate, count: n * c.ffnSize)
-            debugTap?("ffn_act", l, s.gate, n * c.ffnSize)
-            compute.matmul(b.wDown.matrix, x: s.gate, tokens: n, y: s.o)
-            if let pn = b.postFFNNorm { rmsnorm(s.o, pn, n, h, into: s.o) }
-            FloatOps.add(s.x, s.o, into: s.x, count: n * h)
-            debugTap?("l_out", l, s.x, n * h)
+            // Feed-forward: down(act(gate(x)) · up(x))
+            rmsnorm(s.x, b.ffnNorm, m, h, into: s.xn)
+            debugTap?("ffn_norm", l, s.xn, m * h)
+            compute.matmul([b.wGate.matrix, b.wUp.matrix], x: s.xn, tokens: m, ys: [s.gate, s.up])
+            switch c.activation {
+            case .silu: FloatOps.silu(s.gate, into: s.gate, count: m * c.ffnSize)
+            case .geluTanh: FloatOps.geluTanhTable(s.gate, into: s.gate, count: m * c.ffnSize)  // llama.cpp's f16 table
+            }
+            FloatOps.mul(s.gate, s.up, into: s.gate, count: m * c.ffnSize)
+            debugTap?("ffn_act", l, s.gate, m * c.ffnSize)
+            compute.matmul(b.wDown.matrix, x: s.gate, tokens: m, y: s.o)
+            if let pn = b.postFFNNorm { rmsnorm(s.o, pn, m, h, into: s.o) }
+            FloatOps.add(s.x, s.o, into: s.x, count: m * h)
+            debugTap?("l_out", l, s.x, m * h)
         }
         for cache in rows.caches { cache.advance(1) }
 
         // Output: logits for the last token (or all).
         if want == .none { return [] }
-        let rowsOut = want == .all ? n : 1
-        let first = want == .all ? 0 : n - 1
-        rmsnorm(s.x + first * h, weights.outputNorm, rowsOut, h, into: s.xn)
+        let rowsOut = want == .all ? n : 1  // with .last, the last layer left it in row 0
+        rmsnorm(s.x, weights.outputNorm, rowsOut, h, into: s.xn)
         debugTap?("result_norm", -1, s.xn, rowsOut * h)
         var logits = [Float](repeating: 0, count: rowsOut * c.vocabSize)
         logits.withUnsafeMutableBufferPointer { lp in

@@ -141,7 +141,7 @@ final class BatchingEngineTests: XCTestCase {
         let p = prompts(t)[3]
         var req = greedy(2)
         req.promptLogprobs = 2
-        let engine = try BatchingEngine(model: m, tokenizer: t, contextLength: 512, slots: 2, promptSlice: 50)
+        let engine = try BatchingEngine(model: m, tokenizer: t, contextLength: 512, slots: 2, promptSlice: 48)
         let b = try engine.generate(prompt: p, req) { _ in true }
         let s = try SerialEngine(model: m, tokenizer: t, contextLength: 512).generate(prompt: p, req) { _ in true }
         XCTAssertEqual(b.promptLogprobs, s.promptLogprobs)

@@ -45,3 +45,25 @@ final class DecoderConfigTests: XCTestCase {
         }
     }
 }
+
+final class BatchStepsTests: XCTestCase {
+    /// Steps cover the batch, all but the last are multiples of 4 (llama.cpp's Q4_K groups of
+    /// 4 stay aligned), and the last has at least 8 tokens when the batch has (Q6_K's batch
+    /// arithmetic).
+    func testStepsKeepTheBatchArithmetic() {
+        XCTAssertEqual(DecoderModel.steps(ofBatch: 5), [5])
+        XCTAssertEqual(DecoderModel.steps(ofBatch: 128), [128])
+        XCTAssertEqual(DecoderModel.steps(ofBatch: 130), [120, 10])
+        XCTAssertEqual(DecoderModel.steps(ofBatch: 140), [128, 12])
+        XCTAssertEqual(DecoderModel.steps(ofBatch: 260), [128, 120, 12])
+        XCTAssertEqual(DecoderModel.steps(ofBatch: 50, step: 48), [40, 10])
+        for batch in 1...600 {
+            for step in [16, 48, 128] {
+                let s = DecoderModel.steps(ofBatch: batch, step: step)
+                XCTAssertEqual(s.reduce(0, +), batch)
+                XCTAssertTrue(s.dropLast().allSatisfy { $0 % 4 == 0 && $0 <= step }, "\(batch)/\(step): \(s)")
+                if batch >= 8 { XCTAssertGreaterThanOrEqual(s.last!, 8, "\(batch)/\(step): \(s)") }
+            }
+        }
+    }
+}
