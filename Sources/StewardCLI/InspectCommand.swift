@@ -84,8 +84,6 @@ struct ModelReport {
         let hidden = f.int(k("embedding_length"))
         let heads = f.int(k("attention.head_count"))
         let kvHeads = f.int(k("attention.head_count_kv")) ?? heads
-        let headDim = f.int(k("attention.key_length")) ?? ((hidden != nil && heads != nil && heads! > 0) ? hidden! / heads! : nil)
-        let valueDim = f.int(k("attention.value_length")) ?? headDim
         let window = f.int(k("attention.sliding_window"))
         if let trainedCtx { r.add("context", "\(trainedCtx) tokens (trained)", key: "context_length", trainedCtx) }
         var shape: [String] = []
