@@ -9,7 +9,7 @@ SWIFT_RELEASE := swift build -c release
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test deps models build build-release bench clean
+.PHONY: run test deps models build build-release bench clean dist test-dist
 
 ## deps: install missing Debian packages (idempotent; skips what is installed)
 deps:
@@ -39,5 +39,16 @@ test: deps models
 bench: deps models build-release
 	scripts/bench-vs-llamacpp --threads 2
 
+## dist: a self-contained dist/steward for machines without Swift (static Swift runtime,
+## libmicrohttpd and libcrypto linked in; dist/lib holds the two GnuTLS dependencies Debian ships
+## no static archive of). Built in .build-dist; about 5 minutes from cold (see scripts/make-dist).
+dist: deps
+	scripts/make-dist
+
+## test-dist: runs dist/steward with the Swift toolchain hidden (not part of `make test`: the
+## separate release build takes longer than the 3 minutes that would be reasonable there)
+test-dist: dist models
+	scripts/test-dist
+
 clean:
-	rm -rf .build
+	rm -rf .build .build-dist dist

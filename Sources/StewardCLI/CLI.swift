@@ -27,6 +27,7 @@ public enum StewardCLI {
         BenchCommand(),
         TokenizerBenchCommand(),
         ServeCommand(),
+        PlanCommand(),
     ]
 
     static var topHelp: String {

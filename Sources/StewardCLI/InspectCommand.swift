@@ -84,8 +84,6 @@ struct ModelReport {
         let hidden = f.int(k("embedding_length"))
         let heads = f.int(k("attention.head_count"))
         let kvHeads = f.int(k("attention.head_count_kv")) ?? heads
-        let headDim = f.int(k("attention.key_length")) ?? ((hidden != nil && heads != nil && heads! > 0) ? hidden! / heads! : nil)
-        let valueDim = f.int(k("attention.value_length")) ?? headDim
         let window = f.int(k("attention.sliding_window"))
         if let trainedCtx { r.add("context", "\(trainedCtx) tokens (trained)", key: "context_length", trainedCtx) }
         var shape: [String] = []
@@ -113,25 +111,23 @@ struct ModelReport {
         let licence = f.string("general.license") ?? "not stated in metadata"
         r.add("licence", licence, key: "license", f.string("general.license") ?? NSNull())
 
-        // Memory: weights are mmapped (page cache, shared), plus the KV cache at the chosen
-        // context in f16, plus the logits buffer. Sliding-window layers keep only the window
-        // (Gemma 3: every 6th layer is global, the rest local, as llama.cpp's SWA cache does).
+        // Memory for one sequence at the chosen context (default: the trained one), as
+        // `steward plan` computes it: weights mmapped (page cache, shared), the f16 KV cache the
+        // engine allocates (every layer at full context, sliding-window layers included),
+        // scratch, logits and runtime. `steward plan` adds parallel sequences and the verdict.
         let weightBytes = f.tensors.reduce(0) { $0 + $1.byteCount }
         var memory: [String: Any] = ["weights_bytes": weightBytes]
         var memText = "weights \(Format.bytes(weightBytes)) (mmap)"
-        if let layers, let kvHeads, let headDim, let valueDim {
-            let n = context ?? trainedCtx ?? 2048
-            var kv = 0
-            for il in 0..<layers {
-                var cells = n
-                if let window, arch == "gemma3", (il + 1) % 6 != 0 { cells = min(n, window) }
-                kv += cells * kvHeads * (headDim + valueDim) * 2
-            }
-            let logits = vocab * 4
-            memText += " + KV cache \(Format.bytes(kv)) at \(n) tokens (f16) + logits \(Format.bytes(logits)) ≈ \(Format.bytes(weightBytes + kv + logits))"
+        if let shape = DecoderShape(lenient: f) {
+            let n = context ?? shape.trainedContext
+            let m = DecoderMemory(shape: shape, weightBytes: f.mapped.count, context: n, parallel: 1,
+                                  threads: ProcessInfo.processInfo.activeProcessorCount)
+            let buffers = m.scratchBytes + m.logitsBytes + m.runtimeBytes
+            memText += " + KV cache \(Format.bytes(m.kvBytes)) at \(n) tokens (f16) + buffers \(Format.bytes(buffers)) ≈ \(Format.bytes(m.totalBytes)) for one sequence (see steward plan)"
             memory["context"] = n
-            memory["kv_cache_bytes"] = kv
-            memory["total_bytes"] = weightBytes + kv + logits
+            memory["kv_cache_bytes"] = m.kvBytes
+            memory["buffers_bytes"] = buffers
+            memory["total_bytes"] = m.totalBytes
         }
         r.add("memory", memText, key: "memory", memory)
         return r
@@ -241,15 +237,13 @@ extension ModelReport {
         let licence = modelCardLicence(directory: dir)
         r.add("licence", licence ?? "not stated (no model card with a license: line)", key: "license", licence.map { $0 as Any } ?? NSNull())
 
-        // Memory: weights (mmapped) plus one sequence's activations in f32 for an encoder pass:
-        // the hidden state and a few same-sized buffers (q, k, v, output), the feed-forward
-        // intermediate, and the attention scores of all heads (seq × seq each).
+        // Memory: weights (mmapped) plus one sequence's activations (EmbedderMemory).
         let weightBytes = tensors.reduce(0) { $0 + $1.byteCount }
         var memory: [String: Any] = ["weights_bytes": weightBytes]
         var memText = "weights \(Format.bytes(weightBytes)) (mmap)"
         if let hidden, let heads {
             let n = context ?? positions ?? 512
-            let activations = n * (5 * hidden + (ffn ?? 4 * hidden)) * 4 + heads * n * n * 4
+            let activations = EmbedderMemory.activations(sequence: n, hidden: hidden, heads: heads, ffn: ffn)
             memText += " + activations \(Format.bytes(activations)) for one \(n)-token sequence (f32) ≈ \(Format.bytes(weightBytes + activations))"
             memory["sequence_length"] = n
             memory["activation_bytes"] = activations

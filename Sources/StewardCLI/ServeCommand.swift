@@ -59,6 +59,11 @@ struct ServeCommand: Command {
             throw UsageError("--template \(key)=…: no --model \(key)")
         }
 
+        // Refuse now, before loading, what would not fit in memory: the plan `steward plan`
+        // prints for the same options, instead of failing (or swapping) later.
+        let plan = try MemoryPlan.make(models: modelArgs, context: ctx, parallel: parallel, threads: threads, adapters: [], memory: nil)
+        guard plan.fits else { throw MemoryPlan.DoesNotFit(plan: plan) }
+
         // SIGINT/SIGTERM are blocked in this thread before any other thread exists (threads
         // inherit the mask), so they stay pending for the dispatch signal source (a signalfd on
         // Linux) instead of killing the process from whichever thread the kernel picks.
