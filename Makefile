@@ -22,13 +22,12 @@ models:
 build-release: deps
 	$(SWIFT_RELEASE)
 
-## run: set up, then run the default model (serving arrives with the server work; then this serves)
+## run: set up, then serve the default model (and the embedding model) on http://$(HOST):$(PORT)/
 run: deps models build-release
-	.build/release/steward inspect smollm2-135m-instruct --no-digest
+	.build/release/steward plan --model smollm2-135m-instruct --model all-minilm-l6-v2
 	@echo
-	.build/release/steward run --model smollm2-135m-instruct --max-tokens 64 --prompt "In two sentences, what is a language model?"
-	@echo
-	@echo "Chat with it: .build/release/steward chat --model smollm2-135m-instruct"
+	@echo "Open http://$(HOST):$(PORT)/ to chat; OpenAI API at /v1, Ollama API at /api, metrics at /metrics. Ctrl-C stops."
+	.build/release/steward serve --model smollm2-135m-instruct --model all-minilm-l6-v2 --host $(HOST) --port $(PORT)
 
 ## test: the same set-up, then the whole suite (real models, optimized build)
 test: deps models
