@@ -9,7 +9,7 @@ SWIFT_RELEASE := swift build -c release
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test deps models build build-release bench clean dist test-dist
+.PHONY: run test test-clients deps models build build-release bench bench-server clean dist test-dist
 
 ## deps: install missing Debian packages (idempotent; skips what is installed)
 deps:
@@ -29,10 +29,16 @@ run: deps models build-release
 	@echo "Open http://$(HOST):$(PORT)/ to chat; OpenAI API at /v1, Ollama API at /api, metrics at /metrics. Ctrl-C stops."
 	.build/release/steward serve --model smollm2-135m-instruct --model all-minilm-l6-v2 --host $(HOST) --port $(PORT)
 
-## test: the same set-up, then the whole suite (real models, optimized build)
+## test: the same set-up, then the whole suite (real models, optimized build), then the real
+## OpenAI and Ollama Python clients against a live server (scripts/test-clients makes their venv)
 test: deps models
 	swift build -c release --build-tests -Xswiftc -enable-testing
 	swift test -c release --skip-build -Xswiftc -enable-testing
+	scripts/test-clients
+
+## test-clients: only the real-client tests (needs .build/release/steward)
+test-clients:
+	scripts/test-clients
 
 ## bench: Steward vs llama.cpp in the same run (builds the peer once, ~8 min, cached)
 bench: deps models build-release
@@ -48,6 +54,13 @@ dist: deps
 ## separate release build takes longer than the 3 minutes that would be reasonable there)
 test-dist: dist models
 	scripts/test-dist
+
+## bench-server: steward serve vs llama-server (same peer build), latency, 1/4/8-stream throughput,
+## peak RSS, /health under wrk; add SOAK=10 for a 10-minute soak of mixed and dropped streams
+SOAK ?= 0
+bench-server: deps models build-release
+	@scripts/install-deps wrk
+	scripts/bench-server --threads 2 --parallel 8 --soak $(SOAK)
 
 clean:
 	rm -rf .build .build-dist dist
