@@ -23,11 +23,18 @@ public struct Router: Sendable {
     public static func flavor(for path: String) -> APIFlavor { path.hasPrefix("/api/") ? .ollama : .openAI }
 
     public func route(_ r: HTTPRequest) -> (label: String, response: HTTPResponse) {
-        let candidates = routes.filter { $0.path == r.path }
+        // A route path ending in "/{id}" matches any one further path segment.
+        let candidates = routes.filter { route in
+            if route.path == r.path { return true }
+            guard route.path.hasSuffix("/{id}") else { return false }
+            let prefix = route.path.dropLast(4)
+            return r.path.hasPrefix(prefix) && r.path.count > prefix.count && !r.path.dropFirst(prefix.count).contains("/")
+        }
+        let label = candidates.first?.path ?? r.path
         let flavor = candidates.first?.flavor ?? Router.flavor(for: r.path)
         if let limit = r.bodyLimit {
             // Unknown paths share one label so a scan cannot grow /metrics without bound.
-            return (candidates.isEmpty ? "unknown" : r.path, APIError(status: 413, message: "the request body is over the server's limit of \(limit) bytes (steward serve --max-body)",
+            return (candidates.isEmpty ? "unknown" : label, APIError(status: 413, message: "the request body is over the server's limit of \(limit) bytes (steward serve --max-body)",
                                      type: "invalid_request_error", code: "request_too_large").response(flavor))
         }
         guard !candidates.isEmpty else {
@@ -39,12 +46,12 @@ public struct Router: Sendable {
             var resp = APIError(status: 405, message: "\(r.path) does not accept \(r.method) (use \(candidates.map(\.method).joined(separator: ", ")))",
                                 type: "invalid_request_error", code: "method_not_allowed").response(flavor)
             resp.headers.append(("Allow", candidates.map(\.method).joined(separator: ", ")))
-            return (r.path, resp)
+            return (label, resp)
         }
         do {
-            return (r.path, try route.handler(r))
+            return (label, try route.handler(r))
         } catch {
-            return (r.path, APIError.from(error).response(route.flavor))
+            return (label, APIError.from(error).response(route.flavor))
         }
     }
 }
@@ -66,6 +73,7 @@ public final class API: @unchecked Sendable {
         self.version = version
         router.add("GET", "/health", .plain) { [unowned self] _ in self.health() }
         router.add("GET", "/v1/models", .openAI) { [unowned self] _ in self.listModels() }
+        router.add("GET", "/v1/models/{id}", .openAI) { [unowned self] r in try self.retrieveModel(String(r.path.dropFirst("/v1/models/".count))) }
         router.add("POST", "/v1/chat/completions", .openAI) { [unowned self] in try self.chatCompletions($0) }
         router.add("POST", "/v1/completions", .openAI) { [unowned self] in try self.completions($0) }
         router.add("POST", "/v1/embeddings", .openAI) { [unowned self] in try self.embeddings($0) }

@@ -124,6 +124,7 @@ public final class HTTPServer: @unchecked Sendable {
         guard let raw = slot.pointee else {
             let st = RequestState()
             slot.pointee = Unmanaged.passRetained(st).toOpaque()
+            steward_mhd_nodelay(conn)
             // A declared body over the limit is refused before it is read.
             if let cl = MHD_lookup_connection_value(conn, MHD_ValueKind.HEADER_KIND, "Content-Length"),
                let n = Int(String(cString: cl)), n > maxBodyBytes {

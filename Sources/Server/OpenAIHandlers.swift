@@ -25,6 +25,19 @@ extension API {
         return .json(OpenAI.ModelList(object: "list", data: data))
     }
 
+    /// GET /v1/models/{id} (the openai client's models.retrieve).
+    func retrieveModel(_ rawID: String) throws -> HTTPResponse {
+        let id = rawID.removingPercentEncoding ?? rawID
+        if let m = models.models.first(where: { $0.id == id }) {
+            return .json(OpenAI.Model(id: m.id, object: "model", created: Int(m.modified.timeIntervalSince1970), owned_by: "steward"))
+        }
+        if let e = models.embeddingModels.first(where: { $0.id == id }) {
+            return .json(OpenAI.Model(id: e.id, object: "model", created: 0, owned_by: "steward"))
+        }
+        throw APIError(status: 404, message: "the model '\(id)' does not exist; GET /v1/models lists the served ones",
+                       type: "invalid_request_error", param: "model", code: "model_not_found")
+    }
+
     // MARK: POST /v1/chat/completions
 
     func chatCompletions(_ r: HTTPRequest) throws -> HTTPResponse {
