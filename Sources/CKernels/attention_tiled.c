@@ -26,67 +26,13 @@ size_t ck_attention_tiled_scratch_floats(int64_t dk, int64_t dv) {
     return (size_t)(dk * KVT + KVT * dv + QT * KVT + QT * dv);
 }
 
-// ---- exp as ggml's vector approximation computes it -----------------------------------------
-// Cody-Waite reduction x = n·ln2 + b with n = round(x·log2 e) (found with the 1.5·2^23 rounding
-// constant), a degree-5 polynomial p(b) ≈ exp(b) - 1, and 2^n built in the exponent bits; |n| >
-// 126 and > 192 take the over/underflow-safe scalings. The scalar form does lane by lane what
-// the AVX2 form does, operation for operation.
-
-static inline uint32_t f2u(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
-static inline float u2f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
-
-static float exp_approx_scalar(float x) {
-    const float r = 0x1.8p23f;
-    const float z = fmaf(x, 0x1.715476p+0f, r);
-    const float n = z - r;
-    const float b = fmaf(-n, 0x1.7f7d1cp-20f, fmaf(-n, 0x1.62e4p-1f, x));
-    const uint32_t e = f2u(z) << 23;
-    const float k = u2f(e + f2u(1.0f));
-    const int c = fabsf(n) > 126.0f;   // ordered compare: false for NaN
-    const float u = b * b;
-    const float j = fmaf(fmaf(fmaf(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u, fmaf(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)),
-                         u, 0x1.ffffecp-1f * b);
-    if (!c) return fmaf(k, j, k);
-    const uint32_t g = n <= 0.0f ? 0x82000000u : 0u;
-    const float s1 = u2f(g + 0x7f000000u);
-    const float s2 = u2f(e - g);
-    if (fabsf(n) > 192.0f) return s1 * s1;
-    return fmaf(s2, j, s2) * s1;
-}
-
-static inline CK_AVX2 __m256 exp_approx_avx2(__m256 x) {
-    const __m256 r = _mm256_set1_ps(0x1.8p23f);
-    const __m256 z = _mm256_fmadd_ps(x, _mm256_set1_ps(0x1.715476p+0f), r);
-    const __m256 n = _mm256_sub_ps(z, r);
-    const __m256 b = _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.7f7d1cp-20f),
-                                      _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.62e4p-1f), x));
-    const __m256i e = _mm256_slli_epi32(_mm256_castps_si256(z), 23);
-    const __m256 k = _mm256_castsi256_ps(_mm256_add_epi32(e, _mm256_castps_si256(_mm256_set1_ps(1.0f))));
-    const __m256 absn = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), n);
-    const __m256 c = _mm256_cmp_ps(absn, _mm256_set1_ps(126.0f), _CMP_GT_OQ);
-    const __m256 u = _mm256_mul_ps(b, b);
-    const __m256 j = _mm256_fmadd_ps(
-        _mm256_fmadd_ps(_mm256_fmadd_ps(_mm256_set1_ps(0x1.0e4020p-7f), b, _mm256_set1_ps(0x1.573e2ep-5f)), u,
-                        _mm256_fmadd_ps(_mm256_set1_ps(0x1.555e66p-3f), b, _mm256_set1_ps(0x1.fffdb6p-2f))),
-        u, _mm256_mul_ps(_mm256_set1_ps(0x1.ffffecp-1f), b));
-    const __m256 normal = _mm256_fmadd_ps(k, j, k);
-    if (!_mm256_movemask_ps(c)) return normal;
-    const __m256i g = _mm256_and_si256(_mm256_castps_si256(_mm256_cmp_ps(n, _mm256_setzero_ps(), _CMP_LE_OQ)),
-                                       _mm256_set1_epi32((int)0x82000000u));
-    const __m256 s1 = _mm256_castsi256_ps(_mm256_add_epi32(g, _mm256_set1_epi32(0x7f000000)));
-    const __m256 s2 = _mm256_castsi256_ps(_mm256_sub_epi32(e, g));
-    const __m256 d = _mm256_cmp_ps(absn, _mm256_set1_ps(192.0f), _CMP_GT_OQ);
-    const __m256 scaled = _mm256_mul_ps(_mm256_fmadd_ps(s2, j, s2), s1);
-    return _mm256_blendv_ps(_mm256_blendv_ps(normal, scaled, c), _mm256_mul_ps(s1, s1), d);
-}
-
 // Exponentials of x[0..63] - max in place; returns their sum: groups of 8 folded as
 // ((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7)), each group's float added in double.
 static double softmax_tile_scalar(float *x, float max) {
     double sum = 0;
     for (int g = 0; g < KVT; g += 8) {
         float v[8];
-        for (int l = 0; l < 8; l++) x[g + l] = v[l] = exp_approx_scalar(x[g + l] - max);
+        for (int l = 0; l < 8; l++) x[g + l] = v[l] = ck_exp_approx_scalar(x[g + l] - max);
         float t0 = v[0] + v[4], t1 = v[1] + v[5], t2 = v[2] + v[6], t3 = v[3] + v[7];
         sum += (double)((t0 + t2) + (t1 + t3));
     }
@@ -97,7 +43,7 @@ static CK_AVX2 double softmax_tile_avx2(float *x, float max) {
     double sum = 0;
     const __m256 vm = _mm256_set1_ps(max);
     for (int g = 0; g < KVT; g += 8) {
-        __m256 v = exp_approx_avx2(_mm256_sub_ps(_mm256_loadu_ps(x + g), vm));
+        __m256 v = ck_exp_approx_avx2(_mm256_sub_ps(_mm256_loadu_ps(x + g), vm));
         _mm256_storeu_ps(x + g, v);
         __m128 s = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
         s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -345,4 +291,4 @@ void ck_attention_tiled_scalar(const float *q, size_t q_stride, int64_t nq, int6
     attention_tiled(&a, out, out_stride, scratch, 0);
 }
 
-float ck_exp_approx(float x) { return exp_approx_scalar(x); }
+float ck_exp_approx(float x) { return ck_exp_approx_scalar(x); }

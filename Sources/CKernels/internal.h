@@ -3,6 +3,8 @@
 #define CKERNELS_INTERNAL_H
 #include "include/ckernels.h"
 #include <string.h>
+#include <math.h>
+#include <immintrin.h>
 
 #define CK_AVX2 __attribute__((target("avx2,fma,f16c")))
 #define QK 32
@@ -67,4 +69,60 @@ void ck_q4_K_tile_scalar(int64_t n, const void *w, size_t wstride, int64_t nrows
 float ck_q6_K_tiled_scalar(int64_t n, const void *x, const void *y);
 void ck_q6_K_tile_tiled(int64_t n, const void *w, size_t wstride, int64_t nrows, const void *a, size_t astride,
                         int64_t ntok, float *out, int64_t os);
+
+// ---- e^x as ggml's vector approximation (ggml_v_expf) computes it ---------------------------
+// Its rounding, not just its accuracy: llama.cpp's SiLU and its tiled attention's softmax go
+// through it, and greedy parity needs the same last bits.
+// Cody-Waite reduction x = n·ln2 + b with n = round(x·log2 e) (found with the 1.5·2^23 rounding
+// constant), a degree-5 polynomial p(b) ≈ exp(b) - 1, and 2^n built in the exponent bits; |n| >
+// 126 and > 192 take the over/underflow-safe scalings. The scalar form does lane by lane what
+// the AVX2 form does, operation for operation.
+
+static inline uint32_t ck_f2u(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+static inline float ck_u2f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+
+static inline float ck_exp_approx_scalar(float x) {
+    const float r = 0x1.8p23f;
+    const float z = fmaf(x, 0x1.715476p+0f, r);
+    const float n = z - r;
+    const float b = fmaf(-n, 0x1.7f7d1cp-20f, fmaf(-n, 0x1.62e4p-1f, x));
+    const uint32_t e = ck_f2u(z) << 23;
+    const float k = ck_u2f(e + ck_f2u(1.0f));
+    const int c = fabsf(n) > 126.0f;   // ordered compare: false for NaN
+    const float u = b * b;
+    const float j = fmaf(fmaf(fmaf(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u, fmaf(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)),
+                         u, 0x1.ffffecp-1f * b);
+    if (!c) return fmaf(k, j, k);
+    const uint32_t g = n <= 0.0f ? 0x82000000u : 0u;
+    const float s1 = ck_u2f(g + 0x7f000000u);
+    const float s2 = ck_u2f(e - g);
+    if (fabsf(n) > 192.0f) return s1 * s1;
+    return fmaf(s2, j, s2) * s1;
+}
+
+static inline CK_AVX2 __m256 ck_exp_approx_avx2(__m256 x) {
+    const __m256 r = _mm256_set1_ps(0x1.8p23f);
+    const __m256 z = _mm256_fmadd_ps(x, _mm256_set1_ps(0x1.715476p+0f), r);
+    const __m256 n = _mm256_sub_ps(z, r);
+    const __m256 b = _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.7f7d1cp-20f),
+                                      _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.62e4p-1f), x));
+    const __m256i e = _mm256_slli_epi32(_mm256_castps_si256(z), 23);
+    const __m256 k = _mm256_castsi256_ps(_mm256_add_epi32(e, _mm256_castps_si256(_mm256_set1_ps(1.0f))));
+    const __m256 absn = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), n);
+    const __m256 c = _mm256_cmp_ps(absn, _mm256_set1_ps(126.0f), _CMP_GT_OQ);
+    const __m256 u = _mm256_mul_ps(b, b);
+    const __m256 j = _mm256_fmadd_ps(
+        _mm256_fmadd_ps(_mm256_fmadd_ps(_mm256_set1_ps(0x1.0e4020p-7f), b, _mm256_set1_ps(0x1.573e2ep-5f)), u,
+                        _mm256_fmadd_ps(_mm256_set1_ps(0x1.555e66p-3f), b, _mm256_set1_ps(0x1.fffdb6p-2f))),
+        u, _mm256_mul_ps(_mm256_set1_ps(0x1.ffffecp-1f), b));
+    const __m256 normal = _mm256_fmadd_ps(k, j, k);
+    if (!_mm256_movemask_ps(c)) return normal;
+    const __m256i g = _mm256_and_si256(_mm256_castps_si256(_mm256_cmp_ps(n, _mm256_setzero_ps(), _CMP_LE_OQ)),
+                                       _mm256_set1_epi32((int)0x82000000u));
+    const __m256 s1 = _mm256_castsi256_ps(_mm256_add_epi32(g, _mm256_set1_epi32(0x7f000000)));
+    const __m256 s2 = _mm256_castsi256_ps(_mm256_sub_epi32(e, g));
+    const __m256 d = _mm256_cmp_ps(absn, _mm256_set1_ps(192.0f), _CMP_GT_OQ);
+    const __m256 scaled = _mm256_mul_ps(_mm256_fmadd_ps(s2, j, s2), s1);
+    return _mm256_blendv_ps(_mm256_blendv_ps(normal, scaled, c), _mm256_mul_ps(s1, s1), d);
+}
 #endif
