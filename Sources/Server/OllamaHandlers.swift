@@ -114,18 +114,28 @@ extension API {
                                     prompt_eval_count: res.promptTokens, prompt_eval_duration: API.nanoseconds(res.promptSeconds),
                                     eval_count: res.tokens.count, eval_duration: API.nanoseconds(res.generateSeconds))
         }
-        if req.stream ?? true {
+        return try ollamaRespond(m, prompt, gr, stream: req.stream ?? true,
+                                 piece: { Ollama.GenerateResponse(model: m.id, created_at: API.rfc3339(), response: $0, done: false) },
+                                 final: { final($0, text: $1) })
+    }
+
+    /// An Ollama generation as NDJSON pieces then a final object (streamed), or the final object
+    /// alone: `piece` wraps a chunk of text, `final` the result (with the text when not streamed).
+    private func ollamaRespond<T: Encodable>(_ m: ServedModel, _ prompt: [Int32], _ gr: GenerationRequest, stream: Bool,
+                                             piece: @escaping @Sendable (String) -> T,
+                                             final: @escaping @Sendable (GenerationResult, String) -> T) throws -> HTTPResponse {
+        if stream {
             return streamed(contentType: "application/x-ndjson", flavor: .ollama, errorFrame: { ndjson(Ollama.ErrorResponse(error: $0.message)) }) { [unowned self] pipe in
                 let res = try self.run(m, prompt, gr, choice: 0) { c in
                     if c.text.isEmpty { return true }
-                    return pipe.write(ndjson(Ollama.GenerateResponse(model: m.id, created_at: API.rfc3339(), response: c.text, done: false)))
+                    return pipe.write(ndjson(piece(c.text)))
                 }
                 if res.finishReason == .cancelled { return }
-                pipe.write(ndjson(final(res, text: "")))
+                pipe.write(ndjson(final(res, "")))
             }
         }
         let res = try run(m, prompt, gr, choice: 0) { _ in true }
-        return .json(final(res, text: res.text))
+        return .json(final(res, res.text))
     }
 
     // MARK: POST /api/chat
@@ -153,19 +163,10 @@ extension API {
                                 prompt_eval_count: res.promptTokens, prompt_eval_duration: API.nanoseconds(res.promptSeconds),
                                 eval_count: res.tokens.count, eval_duration: API.nanoseconds(res.generateSeconds))
         }
-        if req.stream ?? true {
-            return streamed(contentType: "application/x-ndjson", flavor: .ollama, errorFrame: { ndjson(Ollama.ErrorResponse(error: $0.message)) }) { [unowned self] pipe in
-                let res = try self.run(m, prompt, gr, choice: 0) { c in
-                    if c.text.isEmpty { return true }
-                    return pipe.write(ndjson(Ollama.ChatResponse(model: m.id, created_at: API.rfc3339(),
-                                                                 message: Ollama.Message(role: "assistant", content: c.text), done: false)))
-                }
-                if res.finishReason == .cancelled { return }
-                pipe.write(ndjson(final(res, text: "")))
-            }
-        }
-        let res = try run(m, prompt, gr, choice: 0) { _ in true }
-        return .json(final(res, text: res.text))
+        return try ollamaRespond(m, prompt, gr, stream: req.stream ?? true,
+                                 piece: { Ollama.ChatResponse(model: m.id, created_at: API.rfc3339(),
+                                                              message: Ollama.Message(role: "assistant", content: $0), done: false) },
+                                 final: { final($0, text: $1) })
     }
 
     // MARK: POST /api/embed
