@@ -30,11 +30,14 @@ run: deps models build-release
 	.build/release/steward serve --model smollm2-135m-instruct --model all-minilm-l6-v2 --host $(HOST) --port $(PORT)
 
 ## test: the same set-up, then the whole suite (real models, optimized build), then the real
-## OpenAI and Ollama Python clients against a live server (scripts/test-clients makes their venv)
+## OpenAI and Ollama Python clients against a live server (scripts/test-clients makes their venv),
+## then the self-contained dist binary run with the Swift toolchain hidden
 test: deps models
 	swift build -c release --build-tests -Xswiftc -enable-testing
 	swift test -c release --skip-build -Xswiftc -enable-testing
 	scripts/test-clients
+	scripts/make-dist
+	scripts/test-dist
 
 ## test-clients: only the real-client tests (needs .build/release/steward)
 test-clients:
@@ -50,8 +53,7 @@ bench: deps models build-release
 dist: deps
 	scripts/make-dist
 
-## test-dist: runs dist/steward with the Swift toolchain hidden (not part of `make test`: the
-## separate release build takes longer than the 3 minutes that would be reasonable there)
+## test-dist: runs dist/steward with the Swift toolchain hidden (`make test` runs it too)
 test-dist: dist models
 	scripts/test-dist
 
