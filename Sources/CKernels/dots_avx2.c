@@ -744,6 +744,46 @@ static CK_AVX2 void tile2x4_q5_0(int64_t n, const uint8_t *w, size_t wstride, co
     }
 }
 
+// 2 weight rows × 4 tokens of Q4_1, each (row, token) summed exactly as ggml_vec_dot_q4_1_q8_1
+// (and rows_q4_1): pair layout as in tile2x4_q5_0, and the mins m·s of (row, token) in lane
+// 2t + row of one vector, a block at a time, added after the fold.
+static CK_AVX2 void tile2x4_q4_1(int64_t n, const uint8_t *w, size_t wstride, const uint8_t *a, size_t astride,
+                                 float *out, int64_t os) {
+    __m256 lacc[NT], hacc[NT], summs = _mm256_setzero_ps();
+    for (int t = 0; t < NT; t++) { lacc[t] = _mm256_setzero_ps(); hacc[t] = _mm256_setzero_ps(); }
+    const __m256i ones = _mm256_set1_epi16(1);
+    const __m256i pick_s = _mm256_setr_epi32(1, 1, 3, 3, 5, 5, 7, 7);
+    for (int64_t i = 0; i < n / QK; i++) {
+        const blk_q4_1 *ra = &WROW(0, blk_q4_1)[i], *rb = &WROW(1, blk_q4_1)[i];
+        __m256i lo, hi;
+        nibbles_2rows(ra->qs, rb->qs, &lo, &hi);
+        const float da = hf(ra->d), db = hf(rb->d);
+        const __m256 dpair = _mm256_set_m128(_mm_set1_ps(db), _mm_set1_ps(da));
+        const __m256 mpair = _mm256_setr_ps(hf(ra->m), hf(rb->m), hf(ra->m), hf(rb->m), hf(ra->m), hf(rb->m), hf(ra->m), hf(rb->m));
+        const __m256 ds = heads4(a, astride, sizeof(blk_q8_1), i);  // [dy0 s0 dy1 s1 dy2 s2 dy3 s3]
+        summs = _mm256_fmadd_ps(mpair, _mm256_permutevar8x32_ps(ds, pick_s), summs);
+        for (int t = 0; t < NT; t++) {
+            const blk_q8_1 *y = ACT(t, blk_q8_1) + i;
+            const __m256i ylo = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)y->qs));
+            const __m256i yhi = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(y->qs + 16)));
+            const __m256 sc = _mm256_mul_ps(dpair, _mm256_permutevar8x32_ps(ds, _mm256_set1_epi32(2 * t)));
+            lacc[t] = _mm256_fmadd_ps(sc, _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(lo, ylo), ones)), lacc[t]);
+            hacc[t] = _mm256_fmadd_ps(sc, _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(hi, yhi), ones)), hacc[t]);
+        }
+    }
+    float S[8];
+    _mm256_storeu_ps(S, summs);
+    for (int t = 0; t < NT; t++) {
+        float L[8], H[8];
+        _mm256_storeu_ps(L, lacc[t]);
+        _mm256_storeu_ps(H, hacc[t]);
+        for (int k = 0; k < 2; k++) {
+            const float *l = L + 4 * k, *h = H + 4 * k;
+            out[t * os + k] = (((h[0] + l[0]) + (h[2] + l[2])) + ((h[1] + l[1]) + (h[3] + l[3]))) + S[2 * t + k];
+        }
+    }
+}
+
 void ck_vec_dot_tile(int type, int64_t n, const void *vw, size_t wstride, int64_t nrows, const void *va,
                      size_t astride, int64_t ntok, float *out, int64_t os) {
     const uint8_t *w = vw, *a = va;
@@ -761,12 +801,14 @@ void ck_vec_dot_tile(int type, int64_t n, const void *vw, size_t wstride, int64_
             for (int64_t t = 0; t < ntok; t++)
                 rows_q8_0(n, w + (size_t)r * wstride, wstride, (const blk_q8_0 *)(a + (size_t)t * astride), out + t * os + r);
     }
-    if (ck_use_avx2 && type == CK_Q5_0) {
+    if (ck_use_avx2 && (type == CK_Q5_0 || type == CK_Q4_1)) {
         for (; r + 2 <= nrows; r += 2) {
             const uint8_t *wr = w + (size_t)r * wstride;
             int64_t t = 0;
-            for (; t + NT <= ntok; t += NT)
-                tile2x4_q5_0(n, wr, wstride, a + (size_t)t * astride, astride, out + t * os + r, os);
+            for (; t + NT <= ntok; t += NT) {
+                if (type == CK_Q5_0) tile2x4_q5_0(n, wr, wstride, a + (size_t)t * astride, astride, out + t * os + r, os);
+                else tile2x4_q4_1(n, wr, wstride, a + (size_t)t * astride, astride, out + t * os + r, os);
+            }
             for (; t < ntok; t++)
                 for (int k = 0; k < 2; k++)
                     out[t * os + r + k] = ck_vec_dot(type, n, wr + (size_t)k * wstride, a + (size_t)t * astride);
