@@ -51,13 +51,21 @@ final class BatchingEngineTests: XCTestCase {
         let engine = try BatchingEngine(model: m, tokenizer: t, contextLength: 512, slots: 4)
         let results = Results(count: ps.count)
         let peak = Counter()
-        DispatchQueue.concurrentPerform(iterations: ps.count) { i in
-            let r = try? engine.generate(prompt: ps[i], Self.greedy(24)) { _ in
-                peak.max(engine.status.active)
-                return true
-            }
-            results.set(i, r?.tokens)
+        // One thread per request (not concurrentPerform, which runs no more at once than there
+        // are cores), so all of them are in flight together.
+        let group = DispatchGroup()
+        for i in ps.indices {
+            group.enter()
+            Thread {
+                let r = try? engine.generate(prompt: ps[i], Self.greedy(24)) { _ in
+                    peak.max(engine.status.active)
+                    return true
+                }
+                results.set(i, r?.tokens)
+                group.leave()
+            }.start()
         }
+        group.wait()
         for i in ps.indices { XCTAssertEqual(results.get(i), alone[i], "prompt \(i): batched output differs from alone") }
         XCTAssertGreaterThan(peak.value, 1, "requests never ran side by side")
         XCTAssertEqual(engine.status.active, 0)
