@@ -503,20 +503,6 @@ static CK_AVX2 void multi_q6_K(int64_t n, const blk_q6_K *x, const uint8_t *a, s
 #define WROW(r, type) ((const type *)(w + (size_t)(r) * wstride))
 
 
-// Sum the 8 int32 lanes of each of four vectors in pairs so that lanes [0..3] and [4..7] of the
-// result each hold (partial sums of) rows 0..3: the rows then share one conversion and one FMA
-// against [s0 s1 s2 s3 s0 s1 s2 s3] instead of paying both per row.
-static inline CK_AVX2 __m256i reduce4_epi32(__m256i p0, __m256i p1, __m256i p2, __m256i p3) {
-    __m256i t0 = _mm256_add_epi32(_mm256_unpacklo_epi32(p0, p1), _mm256_unpackhi_epi32(p0, p1));
-    __m256i t1 = _mm256_add_epi32(_mm256_unpacklo_epi32(p2, p3), _mm256_unpackhi_epi32(p2, p3));
-    return _mm256_add_epi32(_mm256_unpacklo_epi64(t0, t1), _mm256_unpackhi_epi64(t0, t1));
-}
-
-// Lanes 0..3 plus lanes 4..7 of acc, to out[0..3].
-static inline CK_AVX2 void store_halves_sum(__m256 acc, float *out) {
-    _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1)));
-}
-
 // 16 nibbles of two weight blocks, row a's in the low 128 bits and row b's in the high:
 // low nibbles (elements 0..15) to *lo, high nibbles (elements 16..31) to *hi.
 static inline CK_AVX2 void nibbles_2rows(const uint8_t *a, const uint8_t *b, __m256i *lo, __m256i *hi) {
@@ -533,16 +519,6 @@ static inline CK_AVX2 __m256 heads4(const uint8_t *w, size_t wstride, size_t bby
     int h0, h1, h2, h3;
     memcpy(&h0, p, 4); memcpy(&h1, p + wstride, 4); memcpy(&h2, p + 2 * wstride, 4); memcpy(&h3, p + 3 * wstride, 4);
     return _mm256_cvtph_ps(_mm_setr_epi32(h0, h1, h2, h3));
-}
-
-// d of block i of 4 rows (f16 at the block start) as 4 floats.
-static inline CK_AVX2 __m128 d4(const uint8_t *w, size_t wstride, size_t bbytes, int64_t i) {
-    const uint8_t *p = w + (size_t)i * bbytes;
-    uint16_t h0, h1, h2, h3;
-    memcpy(&h0, p, 2); memcpy(&h1, p + wstride, 2); memcpy(&h2, p + 2 * wstride, 2); memcpy(&h3, p + 3 * wstride, 2);
-    __m128i v = _mm_cvtsi32_si128(h0 | ((int)h1 << 16));
-    v = _mm_insert_epi32(v, h2 | ((int)h3 << 16), 1);
-    return _mm_cvtph_ps(v);
 }
 
 // Block i of the next 4-row group (adjacent in memory), fetched while this group is summed:
@@ -571,12 +547,6 @@ static CK_AVX2 void rows_q8_0(int64_t n, const uint8_t *w, size_t wstride, const
         }
     }
     for (int r = 0; r < NR; r++) out[r] = hsum_ps(acc[r]);
-}
-
-// Q5_0 codes as unsigned bytes q | bit<<4 in [0, 31] (the signed code plus 16).
-static inline CK_AVX2 __m256i q5_0_ucodes(const blk_q5_0 *b) {
-    __m256i hi = _mm256_and_si256(bits_to_bytes(b->qh), _mm256_set1_epi8(0x10));
-    return _mm256_or_si256(unpack_nibbles(b->qs), hi);
 }
 
 static CK_AVX2 void rows_q5_0(int64_t n, const uint8_t *w, size_t wstride, const blk_q8_0 *y, float *out);
@@ -670,28 +640,11 @@ void ck_vec_dot_multi(int type, int64_t n, const void *w, const void *va, size_t
     for (; t < ntok; t++) out[t * os] = ck_vec_dot(type, n, w, a + (size_t)t * astride);
 }
 
-// ---- 4 weight rows × 4 tokens (prefill) -------------------------------------------------------
-// Register blocking: each weight block is unpacked once for four tokens and each activation
-// block loaded once for four rows. Rows go in pairs as in rows_q4_1 (row r's 16 code bytes in
-// the low half of a vector, row r+1's in the high half, activation halves broadcast to match),
-// so one maddubs/madd/convert/FMA serves two rows. Results: out[t * os + r].
-
-// Lanes (0..3, 4..7) of acc[t] hold rows (p, p+1) of pair p; adds `extra` (4 rows) and stores.
-static inline CK_AVX2 void store_pairs(__m256 a01, __m256 a23, __m128 extra, float *out) {
-    __m256 h = _mm256_hadd_ps(a01, a23);  // [r0 r0 r2 r2 | r1 r1 r3 r3]
-    h = _mm256_hadd_ps(h, h);             // [r0 r2 r0 r2 | r1 r3 r1 r3]
-    __m128 rows = _mm_unpacklo_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-    _mm_storeu_ps(out, _mm_add_ps(rows, extra));
-}
-
-// The 4-byte heads of block i of 4 tokens' activation rows (astride apart), as 8 floats.
-static inline CK_AVX2 __m256 act_heads4(const uint8_t *a, size_t astride, size_t bbytes, int64_t i) {
-    return heads4(a, astride, bbytes, i);
-}
-
-static inline CK_AVX2 __m256 bcast_lane(__m256 v, int k) {
-    return _mm256_permutevar8x32_ps(v, _mm256_set1_epi32(k));
-}
+// ---- 2 weight rows × 4 tokens (prefill, batched decode) ---------------------------------------
+// Each weight block is unpacked once for four tokens; two rows share every vector (pair layout:
+// row r's 16 code bytes in the low half, row r+1's in the high half, activation halves broadcast
+// to match) while each row keeps ggml's eight lanes apart, so every (row, token) is bitwise
+// ggml's vec_dot. Results: out[t * os + r].
 
 // Q5_0 codes of block i of two rows as signed bytes (code - 16) in pair layout: *lo holds row
 // a's elements 0..15 then row b's elements 0..15, *hi their elements 16..31.
