@@ -660,10 +660,16 @@ static inline CK_AVX2 void q5_0_pair_signed(const blk_q5_0 *ra, const blk_q5_0 *
     *hi = _mm256_or_si256(nhi, _mm256_andnot_si256(bits_to_bytes((const uint8_t *)&bhi), f0));
 }
 
+// hsum_float_8 of one row held in pair layout: its lanes 0..3 in l[0..3], lanes 4..7 in h[0..3]
+// (see tile2x4_q5_0), folded as ggml folds: ((x4+x0)+(x6+x2)) + ((x5+x1)+(x7+x3)).
+static inline float hsum_pair_row(const float *l, const float *h) {
+    return ((h[0] + l[0]) + (h[2] + l[2])) + ((h[1] + l[1]) + (h[3] + l[3]));
+}
+
 // 2 weight rows × 4 tokens of Q5_0, each (row, token) summed exactly as ggml_vec_dot_q5_0_q8_0:
 // its 8 lanes (4 adjacent products each) are the low half of a row's lo accumulator (lanes
 // 0..3) and of its hi accumulator (lanes 4..7), so two rows share every maddubs, madd, convert
-// and FMA without mixing. The final fold is hsum_float_8's: ((x4+x0)+(x6+x2)) + ((x5+x1)+(x7+x3)).
+// and FMA without mixing; hsum_pair_row folds each row as hsum_float_8 does.
 static CK_AVX2 void tile2x4_q5_0(int64_t n, const uint8_t *w, size_t wstride, const uint8_t *a, size_t astride,
                                  float *out, int64_t os) {
     __m256 lacc[NT], hacc[NT];
@@ -690,10 +696,7 @@ static CK_AVX2 void tile2x4_q5_0(int64_t n, const uint8_t *w, size_t wstride, co
         float L[8], H[8];
         _mm256_storeu_ps(L, lacc[t]);
         _mm256_storeu_ps(H, hacc[t]);
-        for (int k = 0; k < 2; k++) {
-            const float *l = L + 4 * k, *h = H + 4 * k;
-            out[t * os + k] = ((h[0] + l[0]) + (h[2] + l[2])) + ((h[1] + l[1]) + (h[3] + l[3]));
-        }
+        for (int k = 0; k < 2; k++) out[t * os + k] = hsum_pair_row(L + 4 * k, H + 4 * k);
     }
 }
 
@@ -730,10 +733,7 @@ static CK_AVX2 void tile2x4_q4_1(int64_t n, const uint8_t *w, size_t wstride, co
         float L[8], H[8];
         _mm256_storeu_ps(L, lacc[t]);
         _mm256_storeu_ps(H, hacc[t]);
-        for (int k = 0; k < 2; k++) {
-            const float *l = L + 4 * k, *h = H + 4 * k;
-            out[t * os + k] = (((h[0] + l[0]) + (h[2] + l[2])) + ((h[1] + l[1]) + (h[3] + l[3]))) + S[2 * t + k];
-        }
+        for (int k = 0; k < 2; k++) out[t * os + k] = hsum_pair_row(L + 4 * k, H + 4 * k) + S[2 * t + k];
     }
 }
 
