@@ -3,8 +3,9 @@ SHELL := /bin/bash
 STEWARD_HOME ?= $(HOME)/.cache/steward
 export STEWARD_HOME
 # Debian packages: what the build links against (C libraries through .systemLibrary targets),
-# tmux for the terminal chat test, chromium (headless) for the web chat page test.
-DEB_PACKAGES := libssl-dev libmicrohttpd-dev tmux chromium
+# SQLite for governance state, poppler-utils (pdftotext) for PDF documents, tmux for the
+# terminal chat test, chromium (headless) for the web chat page test.
+DEB_PACKAGES := libssl-dev libmicrohttpd-dev libsqlite3-dev poppler-utils tmux chromium
 SWIFT_RELEASE := swift build -c release
 HOST ?= 127.0.0.1
 PORT ?= 8080

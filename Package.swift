@@ -18,6 +18,8 @@ let package = Package(
         // HTTP transport for `steward serve` (Debian: libmicrohttpd-dev).
         .systemLibrary(name: "CMicroHTTPD", path: "Sources/CMicroHTTPD", pkgConfig: "libmicrohttpd",
                        providers: [.apt(["libmicrohttpd-dev"])]),
+        // Governance state (model store, keys, audit log, usage) in SQLite (Debian: libsqlite3-dev).
+        .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", providers: [.apt(["libsqlite3-dev"])]),
         .target(name: "ModelFiles", dependencies: ["CCrypto"]),
         .target(name: "Tokenization", dependencies: ["ModelFiles"]),
         .target(name: "Templates"),
@@ -27,9 +29,11 @@ let package = Package(
         .target(name: "Kernels", dependencies: ["ModelFiles", "CKernels"]),
         .target(name: "Models", dependencies: ["ModelFiles", "Kernels", "CKernels"]),
         .target(name: "Generation", dependencies: ["ModelFiles", "Tokenization", "Models"]),
+        .target(name: "Moderation"),
+        .target(name: "Governance", dependencies: ["CSQLite", "CCrypto", "ModelFiles", "Moderation"]),
         .target(name: "TestSupport", dependencies: ["ModelFiles"], path: "Sources/TestSupport"),
-        .target(name: "Server", dependencies: ["CMicroHTTPD", "ModelFiles", "Tokenization", "Templates", "Models", "Generation"]),
-        .target(name: "StewardCLI", dependencies: ["ModelFiles", "Tokenization", "Templates", "Models", "Generation", "Server"]),
+        .target(name: "Server", dependencies: ["CMicroHTTPD", "ModelFiles", "Tokenization", "Templates", "Models", "Generation", "Governance", "Moderation"]),
+        .target(name: "StewardCLI", dependencies: ["ModelFiles", "Tokenization", "Templates", "Models", "Generation", "Server", "Governance", "Moderation"]),
         .executableTarget(name: "steward", dependencies: ["StewardCLI"]),
         .testTarget(name: "ModelFilesTests", dependencies: ["TestSupport", "ModelFiles"]),
         .testTarget(name: "TokenizationTests", dependencies: ["TestSupport", "Tokenization", "ModelFiles"]),
@@ -38,6 +42,8 @@ let package = Package(
         .testTarget(name: "GenerationTests", dependencies: ["TestSupport", "Generation", "Models", "Tokenization", "ModelFiles"]),
         .testTarget(name: "ModelsTests", dependencies: ["TestSupport", "Models", "ModelFiles", "Kernels"]),
         .testTarget(name: "StewardCLITests", dependencies: ["TestSupport", "StewardCLI"]),
+        .testTarget(name: "GovernanceTests", dependencies: ["TestSupport", "Governance", "ModelFiles"]),
+        .testTarget(name: "ModerationTests", dependencies: ["TestSupport", "Moderation"]),
         .testTarget(name: "ServerTests", dependencies: ["TestSupport", "Server", "Generation", "Models", "Tokenization", "ModelFiles"]),
     ]
 )

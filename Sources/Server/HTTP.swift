@@ -11,6 +11,9 @@ public struct HTTPRequest: Sendable {
     /// Set by the transport when the body was over its limit (then `body` is empty): the API
     /// answers 413 in its own error shape.
     public var bodyLimit: Int?
+    /// What is learned while this request is handled (caller, model, tokens, moderation
+    /// verdicts), for the audit log and usage accounting. Shared by copies of the request.
+    public var context = RequestContext()
 
     public init(method: String, path: String, headers: [String: String] = [:], body: Data = Data()) {
         self.method = method.uppercased()
@@ -21,6 +24,48 @@ public struct HTTPRequest: Sendable {
 
     public init(method: String, path: String, json: String) {
         self.init(method: method, path: path, headers: ["Content-Type": "application/json"], body: Data(json.utf8))
+    }
+}
+
+/// Facts about one request gathered by the layers that handle it: authentication sets the key,
+/// handlers the model and token counts, moderation its verdicts, policy its overrides. Read
+/// once the response (or its stream) has ended, to write the audit record and usage.
+public final class RequestContext: @unchecked Sendable {
+    /// A fresh id per request, returned as `X-Request-Id` and recorded in the audit log.
+    public let id: String
+    public let started = Date()
+    private let lock = NSLock()
+    private var _keyID: String?
+    private var _model: String?
+    private var _adapter: String?
+    private var _promptTokens = 0
+    private var _completionTokens = 0
+    private var _moderation: [String] = []
+    private var _overrides: [String] = []
+
+    public init(id: String = RequestContext.newID()) { self.id = id }
+
+    public static func newID() -> String {
+        "req_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(24)
+    }
+
+    private func locked<T>(_ body: () -> T) -> T { lock.lock(); defer { lock.unlock() }; return body() }
+
+    /// The id of the API key that made the request (never the key itself).
+    public var keyID: String? { get { locked { _keyID } } set { locked { _keyID = newValue } } }
+    public var model: String? { get { locked { _model } } set { locked { _model = newValue } } }
+    public var adapter: String? { get { locked { _adapter } } set { locked { _adapter = newValue } } }
+    public var promptTokens: Int { get { locked { _promptTokens } } set { locked { _promptTokens = newValue } } }
+    public var completionTokens: Int { get { locked { _completionTokens } } set { locked { _completionTokens = newValue } } }
+    /// Moderation findings as short verdicts, e.g. "input:pii.email:redact".
+    public var moderation: [String] { locked { _moderation } }
+    public func addModeration(_ verdict: String) { locked { _moderation.append(verdict) } }
+    /// Policy overrides used for this request (recorded in the audit log).
+    public var overrides: [String] { locked { _overrides } }
+    public func addOverride(_ override: String) { locked { _overrides.append(override) } }
+    /// Adds generated-token counts as they are produced (streams add per choice).
+    public func addTokens(prompt: Int, completion: Int) {
+        locked { _promptTokens += prompt; _completionTokens += completion }
     }
 }
 
