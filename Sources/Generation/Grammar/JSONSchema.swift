@@ -45,7 +45,7 @@ public enum JSONSchemaGrammar {
     public static func gbnf(schema: OrderedJSON) throws(JSONSchemaError) -> String {
         var c = SchemaCompiler(root: schema)
         let root = try c.visit(schema, path: "", name: "root")
-        c.define("root", root)
+        if root != "root" { c.define("root", root) }
         return c.text()
     }
 
@@ -421,7 +421,7 @@ struct SchemaCompiler {
         case nil, .bool(false)?: break
         case let a?:
             let v = a == .bool(true) ? primitive("value") : try visit(a, path: path + "/additionalProperties", name: name + "-additional")
-            let key = props.isEmpty ? primitive("string") : rule(name + "-extra-key", "\"\\\"\" " + excludingKeys(props.map(\.key), name: name + "-extra-key") + " ws")
+            let key = props.isEmpty ? primitive("string") : rule(name + "-extra-key", "\"\\\"\" " + excludingKeys(props.map(\.key), name: name + "-extra-key") + " \"\\\"\" ws")
             extra = rule(name + "-extra-kv", "\(key) \":\" ws \(v)")
         }
         // after[i]: properties i… when one has already been written (each needs a comma);
