@@ -176,3 +176,17 @@ final class GrammarTests: XCTestCase {
         XCTAssertFalse(matches(g, #"{"a": }"#))
     }
 }
+
+final class GrammarUTF8Tests: XCTestCase {
+    func testOverlongAndSurrogateFormsAreRefused() throws {
+        let g = try Grammar(gbnf: #"root ::= "k" | [\u0100-\U0010FFFF]"#)
+        XCTAssertFalse(GrammarMatcher(grammar: g).canAccept([0xC1, 0xAB]))          // overlong "k" (2 bytes)
+        XCTAssertFalse(GrammarMatcher(grammar: g).canAccept([0xE0, 0x81, 0xAB]))    // overlong "k" (3 bytes)
+        XCTAssertFalse(GrammarMatcher(grammar: g).canAccept([0xF0, 0x80, 0x81, 0xAB]))
+        XCTAssertFalse(GrammarMatcher(grammar: g).canAccept([0xED, 0xA0, 0x80]))    // U+D800
+        XCTAssertFalse(GrammarMatcher(grammar: g).canAccept([0xF4, 0x90]))          // past U+10FFFF
+        XCTAssertTrue(GrammarMatcher(grammar: g).canAccept(Array("k".utf8)))
+        XCTAssertTrue(GrammarMatcher(grammar: g).canAccept(Array("\u{E000}".utf8)))
+        XCTAssertTrue(GrammarMatcher(grammar: g).canAccept(Array("\u{10FFFF}".utf8)))
+    }
+}

@@ -23,7 +23,7 @@ final class GrammarAutomaton {
     private var cpTransitions: [UInt64: Int32] = [:]
 
     // States: a stack set plus a partly read UTF-8 character.
-    private struct StateKey: Hashable { var set: Int32; var cp: UInt32; var remaining: UInt8 }
+    private struct StateKey: Hashable { var set: Int32; var cp: UInt32; var remaining: UInt8; var length: UInt8 }
     private var stateKeys: [StateKey] = []
     private var stateIDs: [StateKey: Int32] = [:]
     /// 256 entries per state: -2 not computed yet, -1 dead, else the next state.
@@ -43,7 +43,7 @@ final class GrammarAutomaton {
         for alt in grammar.ruleAlternatives[Int(grammar.rootRule)] {
             resolve(alt, -1, &start, &visited)
         }
-        initialState = state(set: internSet(start), cp: 0, remaining: 0)
+        initialState = state(set: internSet(start), cp: 0, remaining: 0, length: 0)
     }
 
     private func node(_ pos: Int32, _ parent: Int32) -> Int32 {
@@ -81,8 +81,8 @@ final class GrammarAutomaton {
         return id
     }
 
-    private func state(set: Int32, cp: UInt32, remaining: UInt8) -> Int32 {
-        let k = StateKey(set: set, cp: cp, remaining: remaining)
+    private func state(set: Int32, cp: UInt32, remaining: UInt8, length: UInt8) -> Int32 {
+        let k = StateKey(set: set, cp: cp, remaining: remaining, length: length)
         if let id = stateIDs[k] { return id }
         let id = Int32(stateKeys.count)
         stateKeys.append(k); stateIDs[k] = id
@@ -135,30 +135,40 @@ final class GrammarAutomaton {
         let k = stateKeys[Int(state)]
         var cp: UInt32
         var left: UInt8
+        var length = k.length
         if k.remaining == 0 {
             switch b {
             case 0..<0x80:
                 let s = advance(k.set, UInt32(b))
-                return s < 0 ? -1 : self.state(set: s, cp: 0, remaining: 0)
+                return s < 0 ? -1 : self.state(set: s, cp: 0, remaining: 0, length: 0)
             case 0xC2...0xDF: cp = UInt32(b & 0x1F); left = 1
             case 0xE0...0xEF: cp = UInt32(b & 0x0F); left = 2
             case 0xF0...0xF4: cp = UInt32(b & 0x07); left = 3
             default: return -1
             }
+            length = left + 1
         } else {
             guard b & 0xC0 == 0x80 else { return -1 }
             cp = k.cp << 6 | UInt32(b & 0x3F)
             left = k.remaining - 1
         }
+        // Only shortest-form UTF-8 of scalar values: an overlong form (E0 81 AB for "k") or a
+        // surrogate must not sneak a character past the grammar.
+        let shift = UInt32(6 * Int(left))
+        var lo = cp << shift
+        var hi = min(lo | ((1 << shift) - 1), 0x10FFFF)
+        lo = max(lo, length == 2 ? 0x80 : length == 3 ? 0x800 : 0x10000)
+        if lo >= 0xD800 && hi <= 0xDFFF { return -1 }
+        if lo <= 0xDFFF && hi >= 0xD800 && left == 0 { return -1 }
+        if lo >= 0xD800 && lo <= 0xDFFF { lo = 0xE000 }
+        if hi >= 0xD800 && hi <= 0xDFFF { hi = 0xD7FF }
+        guard lo <= hi else { return -1 }
         if left == 0 {
             let s = advance(k.set, cp)
-            return s < 0 ? -1 : self.state(set: s, cp: 0, remaining: 0)
+            return s < 0 ? -1 : self.state(set: s, cp: 0, remaining: 0, length: 0)
         }
-        let shift = UInt32(6 * Int(left))
-        let lo = cp << shift
-        let hi = lo | ((1 << shift) - 1)
-        guard canTake(k.set, lo, min(hi, 0x10FFFF)) else { return -1 }
-        return self.state(set: k.set, cp: cp, remaining: left)
+        guard canTake(k.set, lo, hi) else { return -1 }
+        return self.state(set: k.set, cp: cp, remaining: left, length: length)
     }
 
     func step(_ state: Int32, bytes: some Sequence<UInt8>) -> Int32 {
