@@ -17,8 +17,10 @@ import threading
 import unittest
 import urllib.request
 
+import jsonschema
 import ollama
 import openai
+import pydantic
 
 URL = os.environ.get("STEWARD_URL", "http://127.0.0.1:8080").rstrip("/")
 CHAT_MODEL = os.environ.get("STEWARD_CHAT_MODEL", "smollm2-135m-instruct")
@@ -416,6 +418,117 @@ class OllamaClientTests(unittest.TestCase):
         with self.assertRaises(ollama.ResponseError) as cm:
             self.client.chat(model=CHAT_MODEL, messages=MESSAGES, options={"num_predict": CTX * 4}, stream=False)
         self.assertEqual(cm.exception.status_code, 400)
+
+
+# Schemas for structured output: nested objects, arrays, enums, anyOf, $ref, formats, patterns.
+# Each is checked by PyPI jsonschema (with its format checker), not by steward's grammar.
+STRUCTURED_SCHEMAS = [
+    ("person", "Invent a person.", {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": 24},
+            "age": {"type": "integer", "minimum": 0, "maximum": 120},
+            "email": {"type": "string", "format": "email"},
+            "role": {"enum": ["admin", "user", "guest"]},
+        },
+        "required": ["name", "age", "role"],
+        "additionalProperties": False,
+    }),
+    ("points", "List a few points.", {
+        "$defs": {"pt": {"type": "object", "properties": {"x": {"type": "integer", "minimum": -9, "maximum": 9},
+                                                          "y": {"type": "number"}},
+                         "required": ["x", "y"], "additionalProperties": False}},
+        "type": "array", "items": {"$ref": "#/$defs/pt"}, "minItems": 1, "maxItems": 3,
+    }),
+    ("status", "Report a status.", {
+        "anyOf": [
+            {"type": "object", "properties": {"ok": {"const": True}, "code": {"type": "string", "pattern": "^[A-Z]{3}-[0-9]{2}$"}},
+             "required": ["ok", "code"], "additionalProperties": False},
+            {"type": "object", "properties": {"ok": {"const": False}, "when": {"type": "string", "format": "date"},
+                                              "id": {"type": "string", "format": "uuid"}},
+             "required": ["ok", "when", "id"], "additionalProperties": False},
+        ]
+    }),
+    ("tree", "Describe a small tree of numbers.", {
+        "$defs": {"node": {"type": "object", "properties": {"v": {"type": "integer", "minimum": 0, "maximum": 99},
+                                                            "kids": {"type": "array", "items": {"$ref": "#/$defs/node"}, "maxItems": 2}},
+                           "required": ["v"], "additionalProperties": False}},
+        "$ref": "#/$defs/node",
+    }),
+]
+
+
+class StructuredOutputTests(unittest.TestCase):
+    """response_format json_schema at temperature 1: every complete output validates."""
+
+    def setUp(self):
+        self.client = oai()
+
+    def tearDown(self):
+        self.client.close()
+
+    def test_sampled_outputs_validate_with_jsonschema(self):
+        total = complete = 0
+        for name, ask, schema in STRUCTURED_SCHEMAS:
+            validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+            for seed in range(13):
+                r = self.client.chat.completions.create(
+                    model=CHAT_MODEL, temperature=1, max_tokens=96, seed=1000 + seed, n=4,
+                    messages=[{"role": "user", "content": ask + " Answer in JSON."}],
+                    response_format={"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": True}})
+                for c in r.choices:
+                    total += 1
+                    if c.finish_reason == "length":
+                        continue   # cut by max_tokens: reported as such, not as a complete answer
+                    self.assertEqual(c.finish_reason, "stop")
+                    complete += 1
+                    value = json.loads(c.message.content)
+                    errors = [e.message for e in validator.iter_errors(value)]
+                    self.assertEqual(errors, [], f"{name}: {c.message.content!r}")
+        self.assertGreaterEqual(total, 200)
+        self.assertGreaterEqual(complete / total, 0.7, f"{complete}/{total} complete")
+
+    def test_streamed_json_schema_validates(self):
+        _, _, schema = STRUCTURED_SCHEMAS[0]
+        stream = self.client.chat.completions.create(
+            model=CHAT_MODEL, temperature=1, seed=5, max_tokens=96, stream=True,
+            messages=[{"role": "user", "content": "Invent a person. Answer in JSON."}],
+            response_format={"type": "json_schema", "json_schema": {"name": "person", "schema": schema}})
+        text, finish = "", None
+        for chunk in stream:
+            if chunk.choices:
+                text += chunk.choices[0].delta.content or ""
+                finish = chunk.choices[0].finish_reason or finish
+        self.assertEqual(finish, "stop")
+        jsonschema.validate(json.loads(text), schema, format_checker=jsonschema.FormatChecker())
+
+    def test_pydantic_parse(self):
+        class Pet(pydantic.BaseModel):
+            name: str
+            legs: int
+            kind: str
+
+        r = self.client.chat.completions.parse(
+            model=CHAT_MODEL, temperature=0, max_tokens=80,
+            messages=[{"role": "user", "content": "Describe a pet as JSON with name, legs and kind."}],
+            response_format=Pet)
+        pet = r.choices[0].message.parsed
+        self.assertIsInstance(pet, Pet)
+        self.assertIsInstance(pet.legs, int)
+
+    def test_unsupported_schema_feature_is_400(self):
+        with self.assertRaises(openai.BadRequestError) as ctx:
+            self.client.chat.completions.create(
+                model=CHAT_MODEL, max_tokens=8, messages=MESSAGES,
+                response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "integer", "multipleOf": 2}}})
+        self.assertIn("multipleOf", str(ctx.exception))
+
+    def test_ollama_format_schema(self):
+        _, _, schema = STRUCTURED_SCHEMAS[0]
+        r = oll().chat(model=CHAT_MODEL, messages=[{"role": "user", "content": "Invent a person. Answer in JSON."}],
+                       format=schema, options={"temperature": 1, "seed": 9, "num_predict": 96})
+        if r.done_reason == "stop":
+            jsonschema.validate(json.loads(r.message.content), schema, format_checker=jsonschema.FormatChecker())
 
 
 class PlainHTTPTests(unittest.TestCase):

@@ -69,7 +69,10 @@ public enum OpenAI {
         public var repeat_penalty: Double?
         // Not supported yet; refused clearly when given.
         public var tools: JSONValue?
+        /// {"type": "text" | "json_object" | "json_schema", "json_schema": {name, schema, strict}}
         public var response_format: JSONValue?
+        /// llama-server extension: GBNF the output must match.
+        public var grammar: String?
         public init() {}
     }
 
@@ -95,6 +98,8 @@ public enum OpenAI {
         public var top_k: Int?
         public var min_p: Double?
         public var repeat_penalty: Double?
+        public var response_format: JSONValue?
+        public var grammar: String?
         public init() {}
     }
 

@@ -14,6 +14,8 @@ struct BenchCommand: Command {
             .value("--threads", "-t", valueName: "N", help: "Threads (default: all cores)."),
             .value("--repetitions", "-r", valueName: "R", help: "Repetitions of each test (default 5)."),
             .flag("--json", help: "Print a JSON array with llama-bench's field names."),
+            .value("--json-schema", valueName: "FILE", help: "Instead: decode speed constrained by this schema vs unconstrained (-n tokens, chat prompt)."),
+            .value("--grammar", valueName: "FILE", help: "Instead: decode speed constrained by this GBNF grammar vs unconstrained."),
         ]
     )
 
@@ -25,6 +27,15 @@ struct BenchCommand: Command {
         guard nPrompt >= 0, nGen >= 0, nPrompt + nGen > 0 else { throw UsageError("-p and -n must be ≥ 0 and not both 0") }
         guard reps >= 1 else { throw UsageError("--repetitions must be ≥ 1") }
         let lm = try LoadedModel.load(modelArg, threads: try GenerationOptions.threads(a))
+        if let grammar = try GrammarOptions.load(a) {
+            let template = try lm.chatTemplate(override: nil, modelName: modelArg)
+            let prompt = try lm.encodeChat(template, messages: [["role": "user", "content": "Describe a small library as JSON: its name, city, and books with titles, authors, years and tags."]])
+            let r = try GrammarBenchmark.run(model: lm.model, tokenizer: lm.tokenizer, grammar: grammar, prompt: prompt,
+                                             maxTokens: nGen, repetitions: reps)
+            console.out(String(format: "unconstrained %.2f t/s (%d tokens), constrained %.2f t/s (%d tokens), ratio %.3f\n",
+                               r.unconstrainedTPS, r.unconstrainedTokens, r.constrainedTPS, r.constrainedTokens, r.ratio))
+            return ExitCode.ok
+        }
         // Load to first token: open + bind weights + one forward of one token.
         let t0 = Date()
         let probe = lm.model.makeCache(capacity: 1)

@@ -57,14 +57,15 @@ struct RunCommand: Command {
             .value("--system", valueName: "TEXT", help: "System message (chat mode)."),
             .value("--template", valueName: "NAME|FILE", help: "Chat template: a built-in (chatml, gemma) or a .jinja file."),
             .flag("--verbose", "-v", help: "Print timing to standard error."),
-        ] + GenerationOptions.specs,
+        ] + GrammarOptions.specs + GenerationOptions.specs,
         discussion: "With a chat template and without --raw, the prompt is the user message."
     )
 
     func run(_ a: ParsedArguments, console: Console) throws -> Int32 {
         let modelArg = try a.require("--model")
         guard a.positionals.isEmpty else { throw UsageError("unexpected argument '\(a.positionals[0])' (use --prompt)") }
-        let request = try GenerationOptions.request(a)
+        var request = try GenerationOptions.request(a)
+        request.grammar = try GrammarOptions.load(a)
         var prompt = a.value("--prompt") ?? ""
         if a.value("--prompt") == nil {
             if console.inputIsTerminal { throw UsageError("give --prompt TEXT or pipe the prompt on standard input") }
@@ -88,6 +89,11 @@ struct RunCommand: Command {
             return true
         }
         console.out("\n")
+        if request.grammar != nil && result.finishReason != .stop {
+            console.err(result.finishReason == .length
+                ? "note: stopped at --max-tokens before the grammar was complete; the output is cut short\n"
+                : "note: the grammar allowed no further token; the output is incomplete\n")
+        }
         if a.flag("--verbose") {
             let pp = Double(result.promptTokens) / max(result.promptSeconds, 1e-9)
             let tg = Double(result.tokens.count) / max(result.generateSeconds, 1e-9)
