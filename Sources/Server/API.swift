@@ -171,7 +171,7 @@ public final class API: @unchecked Sendable {
 
     /// The request body with object key order kept (tools' schemas and call arguments are shown
     /// to the model in the order the client wrote them).
-    func orderedBody(_ r: HTTPRequest) throws -> TemplateValue {
+    func orderedRequest(_ r: HTTPRequest) throws -> TemplateValue {
         do { return try TemplateValue.parseJSON(r.body) } catch {
             throw APIError.invalid("the request body is not valid JSON: \(error)", param: nil, code: "invalid_json")
         }

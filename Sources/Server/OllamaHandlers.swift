@@ -153,7 +153,7 @@ extension API {
         for (i, msg) in raw.enumerated() {
             if let im = msg.images, !im.isEmpty { throw APIError.invalid("messages[\(i)].images: images are not supported", param: "messages[\(i)].images") }
         }
-        let ordered = try orderedBody(r)
+        let ordered = try orderedRequest(r)
         let tools = try ToolSetup.read(ordered, templateSource: m.templateSource)
         let orderedMessages: [TemplateValue]
         if case let .array(a)? = ordered["messages"] { orderedMessages = a } else { orderedMessages = [] }

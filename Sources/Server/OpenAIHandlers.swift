@@ -49,7 +49,7 @@ extension API {
         }
         guard let raw = req.messages else { throw APIError.missing("messages") }
         guard !raw.isEmpty else { throw APIError.invalid("'messages' must hold at least one message", param: "messages", code: "invalid_value") }
-        let ordered = try orderedBody(r)
+        let ordered = try orderedRequest(r)
         let tools = try ToolSetup.read(ordered, templateSource: m.templateSource)
         let orderedMessages: [TemplateValue]
         if case let .array(a)? = ordered["messages"] { orderedMessages = a } else { orderedMessages = [] }
