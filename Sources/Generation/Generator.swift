@@ -7,6 +7,8 @@ public enum FinishReason: String, Sendable, Equatable {
     case stop      // EOS / end-of-turn token or a stop string
     case length    // max tokens reached
     case cancelled // the caller's onChunk returned false (e.g. the client disconnected)
+    /// The grammar allowed no token (and could not end here): the output so far is returned.
+    case grammarDeadEnd = "grammar_dead_end"
 }
 
 public struct GenerationRequest: Sendable {
@@ -20,6 +22,10 @@ public struct GenerationRequest: Sendable {
     public var promptLogprobs: Int?
     /// Stop at the model's end-of-generation tokens (EOS, end-of-turn).
     public var stopAtEOS = true
+    /// Constrains the output to this grammar (GBNF or a compiled JSON schema): tokens it does
+    /// not allow are masked before sampling, and end-of-generation is allowed only where the
+    /// grammar is complete.
+    public var grammar: Grammar?
 
     public init() {}
 }
@@ -152,10 +158,13 @@ public struct SequenceGenerator {
     private var stoppedByString = false
     private var keepGoing = true
     private var done = false
+    private let grammar: GrammarMatcher?
+    private var masked: [Float] = []
 
     public init(request: GenerationRequest, sampler: Sampler, tokenizer: Tokenizer, context: [Int32],
                 onChunk: @escaping (GeneratedChunk) -> Bool) {
         self.request = request
+        grammar = request.grammar.map { GrammarMatcher(grammar: $0, tokenizer: tokenizer) }
         self.sampler = sampler
         self.tokenizer = tokenizer
         self.context = context
@@ -173,13 +182,36 @@ public struct SequenceGenerator {
     /// on, nil when the sequence has finished (then call `finish`).
     public mutating func step(logits: UnsafeBufferPointer<Float>) -> Int32? {
         guard !done, tokens.count < request.maxTokens, keepGoing else { done = true; return nil }
-        let id = sampler.sample(logits: logits, history: context)
+        let id: Int32
+        var lp: TokenLogprob?
+        if let grammar {
+            // Disallowed tokens get -inf before the sampler sees them (llama.cpp applies its
+            // grammar sampler the same way); log-probabilities come from the masked logits.
+            masked.removeAll(keepingCapacity: true)
+            masked.append(contentsOf: logits)
+            let allowed = masked.withUnsafeMutableBufferPointer { grammar.mask($0, allowEndOfGeneration: request.stopAtEOS) }
+            if allowed == 0 {
+                finishReason = grammar.isComplete ? .stop : .grammarDeadEnd
+                done = true
+                return nil
+            }
+            id = masked.withUnsafeBufferPointer { sampler.sample(logits: $0, history: context) }
+            lp = request.logprobs.map { n in masked.withUnsafeBufferPointer { TokenLogprob(id: id, logits: $0, topN: n) } }
+            if !(request.stopAtEOS && tokenizer.isEOG(id)) && !grammar.accept(token: id) {
+                finishReason = .grammarDeadEnd
+                done = true
+                return nil
+            }
+        } else {
+            id = sampler.sample(logits: logits, history: context)
+            lp = nil
+        }
         if request.stopAtEOS && tokenizer.isEOG(id) {
             finishReason = .stop
             done = true
             return nil
         }
-        let lp = request.logprobs.map { TokenLogprob(id: id, logits: logits, topN: $0) }
+        if grammar == nil { lp = request.logprobs.map { TokenLogprob(id: id, logits: logits, topN: $0) } }
         tokens.append(id)
         context.append(id)
         if let lp { logprobs.append(lp) }

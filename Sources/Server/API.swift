@@ -301,6 +301,7 @@ public final class API: @unchecked Sendable {
         case .stop: return "stop"
         case .length: return "length"
         case .cancelled: return "cancelled"
+        case .grammarDeadEnd: return "grammar_dead_end"
         }
     }
 }

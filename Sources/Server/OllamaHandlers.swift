@@ -75,18 +75,12 @@ extension API {
         return try generationRequest(k, model: m, promptTokens: promptTokens)
     }
 
-    func refuseFormat(_ f: JSONValue?) throws {
-        if let f, !f.isEmpty {
-            throw APIError.invalid("'format' (structured output) is not supported yet", param: "format", code: "unsupported_parameter")
-        }
-    }
-
     // MARK: POST /api/generate
 
     func ollamaGenerate(_ r: HTTPRequest) throws -> HTTPResponse {
         let req = try decode(Ollama.GenerateRequest.self, r)
         let m = try decoder(req.model)
-        try refuseFormat(req.format)
+        let grammar = try ollamaGrammar(r, format: req.format)
         if let i = req.images, !i.isEmpty { throw APIError.invalid("'images' are not supported: this is a text model", param: "images") }
         if let s = req.suffix, !s.isEmpty { throw APIError.invalid("'suffix' is not supported", param: "suffix") }
         if let t = req.template, !t.isEmpty { throw APIError.invalid("'template' overrides are not supported; use raw with a prompt you format", param: "template") }
@@ -106,7 +100,8 @@ extension API {
             prompt = try chatPrompt(m, msgs, param: "prompt")
         }
         guard !prompt.isEmpty else { throw APIError.invalid(GenerationError.emptyPrompt.description, param: "prompt") }
-        let gr = try ollamaRequest(req.options, m, promptTokens: prompt.count)
+        var gr = try ollamaRequest(req.options, m, promptTokens: prompt.count)
+        gr.grammar = grammar
         let t0 = Date()
         @Sendable func final(_ res: GenerationResult, text: String) -> Ollama.GenerateResponse {
             Ollama.GenerateResponse(model: m.id, created_at: API.rfc3339(), response: text, done: true,
@@ -144,7 +139,7 @@ extension API {
     func ollamaChat(_ r: HTTPRequest) throws -> HTTPResponse {
         let req = try decode(Ollama.ChatRequest.self, r)
         let m = try decoder(req.model)
-        try refuseFormat(req.format)
+        let grammar = try ollamaGrammar(r, format: req.format)
         let raw = req.messages ?? []
         guard !raw.isEmpty else {
             return .json(Ollama.ChatResponse(model: m.id, created_at: API.rfc3339(), message: Ollama.Message(role: "assistant", content: ""),
@@ -163,7 +158,8 @@ extension API {
             turns.append(ChatTurn(role: msg.role, content: msg.content, toolCalls: calls, toolCallID: nil, name: msg.tool_name))
         }
         let prompt = try chatPrompt(m, turns, tools, param: "messages")
-        let gr = try ollamaRequest(req.options, m, promptTokens: prompt.count)
+        var gr = try ollamaRequest(req.options, m, promptTokens: prompt.count)
+        gr.grammar = grammar
         let t0 = Date()
         @Sendable func final(_ res: GenerationResult, text: String) -> Ollama.ChatResponse {
             Ollama.ChatResponse(model: m.id, created_at: API.rfc3339(), message: Ollama.Message(role: "assistant", content: text), done: true,

@@ -44,9 +44,7 @@ extension API {
     func chatCompletions(_ r: HTTPRequest) throws -> HTTPResponse {
         let req = try decode(OpenAI.ChatCompletionRequest.self, r)
         let m = try decoder(req.model)
-        if let f = req.response_format, !f.isEmpty, f != .object(["type": .string("text")]) {
-            throw APIError.invalid("'response_format' other than {\"type\": \"text\"} is not supported yet", param: "response_format", code: "unsupported_parameter")
-        }
+        let grammar = try openAIGrammar(r, responseFormat: req.response_format, grammar: req.grammar)
         guard let raw = req.messages else { throw APIError.missing("messages") }
         guard !raw.isEmpty else { throw APIError.invalid("'messages' must hold at least one message", param: "messages", code: "invalid_value") }
         let ordered = try orderedRequest(r)
@@ -96,6 +94,7 @@ extension API {
         knobs.presencePenalty = req.presence_penalty; knobs.seed = req.seed; knobs.stop = req.stop?.values ?? []
         knobs.logitBias = req.logit_bias
         var gr = try generationRequest(knobs, model: m, promptTokens: prompt.count)
+        gr.grammar = grammar
         if req.logprobs == true { gr.logprobs = req.top_logprobs ?? 0 }
         let request = gr
         let id = API.randomID("chatcmpl-")
@@ -237,6 +236,7 @@ extension API {
         if let l = req.logprobs, !(0...20).contains(l) {
             throw APIError.invalid("'logprobs' must be between 0 and 20, got \(l)", param: "logprobs", code: "invalid_value")
         }
+        let grammar = try openAIGrammar(r, responseFormat: req.response_format, grammar: req.grammar)
         let tok = m.tokenizer
         let prompt = tok.encode(text, addBOS: nil, parseSpecial: true)
         guard !prompt.isEmpty else { throw APIError.invalid(GenerationError.emptyPrompt.description, param: "prompt", code: "invalid_value") }
@@ -247,6 +247,7 @@ extension API {
         knobs.presencePenalty = req.presence_penalty; knobs.seed = req.seed; knobs.stop = req.stop?.values ?? []
         knobs.logitBias = req.logit_bias
         var gr = try generationRequest(knobs, model: m, promptTokens: prompt.count)
+        gr.grammar = grammar
         let echo = req.echo == true
         if let l = req.logprobs {
             gr.logprobs = l

@@ -76,8 +76,10 @@ public enum OpenAI {
         public var tools: JSONValue?
         public var tool_choice: JSONValue?
         public var parallel_tool_calls: Bool?
-        // Not supported yet; refused clearly when given.
+        /// {"type": "text" | "json_object" | "json_schema", "json_schema": {name, schema, strict}}
         public var response_format: JSONValue?
+        /// llama-server extension: GBNF the output must match.
+        public var grammar: String?
         public init() {}
     }
 
@@ -103,6 +105,8 @@ public enum OpenAI {
         public var top_k: Int?
         public var min_p: Double?
         public var repeat_penalty: Double?
+        public var response_format: JSONValue?
+        public var grammar: String?
         public init() {}
     }
 
