@@ -160,6 +160,13 @@ extension API {
         let prompt = try chatPrompt(m, turns, tools, param: "messages")
         var gr = try ollamaRequest(req.options, m, promptTokens: prompt.count)
         gr.grammar = grammar
+        if let c = try ToolGrammar.constraint(tools) {
+            if grammar != nil {
+                throw APIError.invalid("structured output ('format') cannot be combined with tool calling; send one or the other", param: "format", code: "unsupported_parameter")
+            }
+            gr.grammar = c.grammar
+            gr.grammarTriggers = c.triggers
+        }
         let t0 = Date()
         @Sendable func final(_ res: GenerationResult, text: String) -> Ollama.ChatResponse {
             Ollama.ChatResponse(model: m.id, created_at: API.rfc3339(), message: Ollama.Message(role: "assistant", content: text), done: true,
@@ -180,6 +187,7 @@ extension API {
         if req.stream ?? true {
             // Content streams as it comes; a call arrives whole in one chunk's message.tool_calls.
             let filter = ToolStream(tools)
+            let request = gr
             return streamed(contentType: "application/x-ndjson", flavor: .ollama, errorFrame: { ndjson(Ollama.ErrorResponse(error: $0.message)) }) { [unowned self] pipe in
                 @Sendable func write(_ events: [ToolOutputEvent]) -> Bool {
                     var ok = true
@@ -193,7 +201,7 @@ extension API {
                     }
                     return ok
                 }
-                let res = try self.run(m, prompt, gr, choice: 0) { c in
+                let res = try self.run(m, prompt, request, choice: 0) { c in
                     c.text.isEmpty ? true : write(filter.feed(c.text))
                 }
                 if res.finishReason == .cancelled { return }

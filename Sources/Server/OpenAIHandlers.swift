@@ -95,6 +95,13 @@ extension API {
         knobs.logitBias = req.logit_bias
         var gr = try generationRequest(knobs, model: m, promptTokens: prompt.count)
         gr.grammar = grammar
+        if let c = try ToolGrammar.constraint(tools) {
+            if grammar != nil {
+                throw APIError.invalid("structured output ('response_format' or 'grammar') cannot be combined with tool calling; send one or the other", param: "response_format", code: "unsupported_parameter")
+            }
+            gr.grammar = c.grammar
+            gr.grammarTriggers = c.triggers
+        }
         if req.logprobs == true { gr.logprobs = req.top_logprobs ?? 0 }
         let request = gr
         let id = API.randomID("chatcmpl-")
