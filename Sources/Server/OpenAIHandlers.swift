@@ -156,7 +156,8 @@ extension API {
                     var finish = API.finishReason(result.finishReason)
                     if let filter {
                         _ = write(filter.finish(), nil)
-                        if filter.madeCalls { finish = "tool_calls" }
+                        // Calls end the turn; a cut-off answer still says "length".
+                        if filter.madeCalls && result.finishReason != .length { finish = "tool_calls" }
                     }
                     pipe.write(chunk(i, OpenAI.Delta(), finish: finish))
                     completionTokens += result.tokens.count
@@ -183,7 +184,7 @@ extension API {
                     message = OpenAI.AssistantMessage(role: "assistant", content: content, tool_calls: calls.map {
                         OpenAI.ToolCallOut(id: $0.id, type: "function", function: OpenAI.FunctionCall(name: $0.name, arguments: $0.argumentsJSON))
                     })
-                    finish = "tool_calls"
+                    if result.finishReason != .length { finish = "tool_calls" }
                 }
             }
             out.append(OpenAI.ChatChoice(index: i, message: message, logprobs: lp, finish_reason: finish))

@@ -77,7 +77,7 @@ public enum ToolCallFormat: String, Sendable, CaseIterable {
         if source.contains("[TOOL_CALLS]") { return .mistral }
         if source.contains("<|tool_call|>") { return .granite }
         if source.contains("<tool_call>") { return .hermes }
-        if source.contains("<|python_tag|>") && source.contains("\"parameters\": ") { return .llama3 }
+        if source.contains("<|start_header_id|>") && source.contains("\"parameters\": ") { return .llama3 }
         return nil
     }
 }
@@ -294,7 +294,7 @@ public struct ChatTurn: Sendable, Equatable {
 extension ChatTurn {
     /// Reads `messages[i].tool_calls` in either API's shape: arguments as a JSON string (OpenAI)
     /// or an object (Ollama). Calls without an id get one (Ollama sends none).
-    static func readToolCalls(_ v: TemplateValue?, message i: Int) throws -> [ToolCall] {
+    public static func readToolCalls(_ v: TemplateValue?, message i: Int) throws -> [ToolCall] {
         guard let v, v != .none else { return [] }
         guard case let .array(list) = v else {
             throw APIError.invalid("'messages[\(i)].tool_calls' must be an array", param: "messages[\(i)].tool_calls", code: "invalid_type")
