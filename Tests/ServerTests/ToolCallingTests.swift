@@ -378,10 +378,14 @@ final class ToolCallingTests: XCTestCase {
         XCTAssertEqual(choices.last?["finish_reason"] as? String, "tool_calls")
         XCTAssertTrue(choices.dropLast().allSatisfy { $0["finish_reason"] is NSNull })
 
-        // The same request unstreamed gives the same call.
+        // The same request unstreamed also gives one valid call. (Not compared byte for byte: a
+        // prompt evaluated in one batch and one reusing the KV cache differ in the last float
+        // bits, which can flip a near-tie under greedy decoding.)
         let whole = try object(post(api, "/v1/chat/completions", body.replacingOccurrences(of: #","stream":true"#, with: "")).collectBody())
-        let call = try XCTUnwrap((((whole["choices"] as? [[String: Any]])?.first?["message"] as? [String: Any])?["tool_calls"] as? [[String: Any]])?.first)
-        XCTAssertEqual((call["function"] as? [String: Any])?["arguments"] as? String, argsText)
+        let calls = try XCTUnwrap(((whole["choices"] as? [[String: Any]])?.first?["message"] as? [String: Any])?["tool_calls"] as? [[String: Any]])
+        XCTAssertEqual(calls.count, 1)
+        let wholeArgs = try XCTUnwrap((calls[0]["function"] as? [String: Any])?["arguments"] as? String)
+        XCTAssertNil(Self.validate("get_weather", try XCTUnwrap(JSONSerialization.jsonObject(with: Data(wholeArgs.utf8)) as? [String: Any])))
     }
 
     /// The result goes back as a tool message and the model answers (tool_choice auto).
