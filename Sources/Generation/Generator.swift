@@ -26,6 +26,9 @@ public struct GenerationRequest: Sendable {
     /// not allow are masked before sampling, and end-of-generation is allowed only where the
     /// grammar is complete.
     public var grammar: Grammar?
+    /// Makes `grammar` lazy: it applies only from the first of these strings to appear in the
+    /// output on (see `GrammarTrigger`). Empty: the grammar applies from the first token.
+    public var grammarTriggers: [String] = []
 
     public init() {}
 }
@@ -158,13 +161,19 @@ public struct SequenceGenerator {
     private var stoppedByString = false
     private var keepGoing = true
     private var done = false
-    private let grammar: GrammarMatcher?
+    private var grammar: GrammarMatcher?
+    /// Set while a lazy grammar waits for its trigger.
+    private var trigger: GrammarTrigger?
     private var masked: [Float] = []
 
     public init(request: GenerationRequest, sampler: Sampler, tokenizer: Tokenizer, context: [Int32],
                 onChunk: @escaping (GeneratedChunk) -> Bool) {
         self.request = request
-        grammar = request.grammar.map { GrammarMatcher(grammar: $0, tokenizer: tokenizer) }
+        if request.grammar != nil && !request.grammarTriggers.isEmpty {
+            trigger = GrammarTrigger(request.grammarTriggers)
+        } else {
+            grammar = request.grammar.map { GrammarMatcher(grammar: $0, tokenizer: tokenizer) }
+        }
         self.sampler = sampler
         self.tokenizer = tokenizer
         self.context = context
@@ -212,6 +221,21 @@ public struct SequenceGenerator {
             return nil
         }
         if grammar == nil { lp = request.logprobs.map { TokenLogprob(id: id, logits: logits, topN: $0) } }
+        if grammar == nil, var t = trigger, let g = request.grammar {
+            // A lazy grammar starts with the token that completes its trigger.
+            if let fromTrigger = t.feed(tokenizer.tokenBytes(id)) {
+                let m = GrammarMatcher(grammar: g, tokenizer: tokenizer)
+                if !m.accept(fromTrigger) {
+                    finishReason = .grammarDeadEnd
+                    done = true
+                    return nil
+                }
+                grammar = m
+                trigger = nil
+            } else {
+                trigger = t
+            }
+        }
         tokens.append(id)
         context.append(id)
         if let lp { logprobs.append(lp) }

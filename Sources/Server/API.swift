@@ -1,6 +1,7 @@
 import Foundation
 import Generation
 import Tokenization
+import Templates
 
 /// Method + path → handler. Unknown paths are 404, known paths with another method 405.
 public struct Router: Sendable {
@@ -150,6 +151,29 @@ public final class API: @unchecked Sendable {
             return try ChatPrompt.encode(t, tokenizer: m.tokenizer, messages: messages)
         } catch {
             throw APIError.invalid("the chat template could not render these messages: \(error)", param: param)
+        }
+    }
+
+    /// A chat prompt with tools and tool turns (ToolCalling.swift); plain conversations take
+    /// the path above unchanged.
+    func chatPrompt(_ m: ServedModel, _ turns: [ChatTurn], _ tools: ToolSetup, param: String) throws -> [Int32] {
+        if !tools.active && turns.allSatisfy(\.isPlain) {
+            return try chatPrompt(m, turns.map { ($0.role, $0.content ?? "") }, param: param)
+        }
+        guard let t = m.chatTemplate else { return try chatPrompt(m, [], param: param) }  // throws the no-template error
+        let (messages, toolList) = ToolPrompt.render(turns, tools)
+        do {
+            return try ChatPrompt.encode(t, tokenizer: m.tokenizer, messages: messages, tools: toolList)
+        } catch {
+            throw APIError.invalid("the chat template could not render these messages: \(error)", param: param)
+        }
+    }
+
+    /// The request body with object key order kept (tools' schemas and call arguments are shown
+    /// to the model in the order the client wrote them).
+    func orderedRequest(_ r: HTTPRequest) throws -> TemplateValue {
+        do { return try TemplateValue.parseJSON(r.body) } catch {
+            throw APIError.invalid("the request body is not valid JSON: \(error)", param: nil, code: "invalid_json")
         }
     }
 

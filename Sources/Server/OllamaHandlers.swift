@@ -1,5 +1,6 @@
 import Foundation
 import Generation
+import Templates
 
 func ndjson<T: Encodable>(_ value: T) -> String {
     let data = (try? JSONCoding.encoder.encode(value)) ?? Data("{}".utf8)
@@ -139,7 +140,6 @@ extension API {
         let req = try decode(Ollama.ChatRequest.self, r)
         let m = try decoder(req.model)
         let grammar = try ollamaGrammar(r, format: req.format)
-        if let t = req.tools, !t.isEmpty { throw APIError.invalid("'tools' are not supported yet", param: "tools") }
         let raw = req.messages ?? []
         guard !raw.isEmpty else {
             return .json(Ollama.ChatResponse(model: m.id, created_at: API.rfc3339(), message: Ollama.Message(role: "assistant", content: ""),
@@ -148,9 +148,25 @@ extension API {
         for (i, msg) in raw.enumerated() {
             if let im = msg.images, !im.isEmpty { throw APIError.invalid("messages[\(i)].images: images are not supported", param: "messages[\(i)].images") }
         }
-        let prompt = try chatPrompt(m, raw.map { ($0.role, $0.content) }, param: "messages")
+        let ordered = try orderedRequest(r)
+        let tools = try ToolSetup.read(ordered, templateSource: m.templateSource)
+        let orderedMessages: [TemplateValue]
+        if case let .array(a)? = ordered["messages"] { orderedMessages = a } else { orderedMessages = [] }
+        var turns: [ChatTurn] = []
+        for (i, msg) in raw.enumerated() {
+            let calls = try ChatTurn.readToolCalls(i < orderedMessages.count ? orderedMessages[i]["tool_calls"] : nil, message: i)
+            turns.append(ChatTurn(role: msg.role, content: msg.content, toolCalls: calls, toolCallID: nil, name: msg.tool_name))
+        }
+        let prompt = try chatPrompt(m, turns, tools, param: "messages")
         var gr = try ollamaRequest(req.options, m, promptTokens: prompt.count)
         gr.grammar = grammar
+        if let c = try ToolGrammar.constraint(tools) {
+            if grammar != nil {
+                throw APIError.invalid("structured output ('format') cannot be combined with tool calling; send one or the other", param: "format", code: "unsupported_parameter")
+            }
+            gr.grammar = c.grammar
+            gr.grammarTriggers = c.triggers
+        }
         let t0 = Date()
         @Sendable func final(_ res: GenerationResult, text: String) -> Ollama.ChatResponse {
             Ollama.ChatResponse(model: m.id, created_at: API.rfc3339(), message: Ollama.Message(role: "assistant", content: text), done: true,
@@ -159,10 +175,45 @@ extension API {
                                 prompt_eval_count: res.promptTokens, prompt_eval_duration: API.nanoseconds(res.promptSeconds),
                                 eval_count: res.tokens.count, eval_duration: API.nanoseconds(res.generateSeconds))
         }
-        return try ollamaRespond(m, prompt, gr, stream: req.stream ?? true,
-                                 piece: { Ollama.ChatResponse(model: m.id, created_at: API.rfc3339(),
-                                                              message: Ollama.Message(role: "assistant", content: $0), done: false) },
-                                 final: { final($0, text: $1) })
+        guard tools.active else {
+            return try ollamaRespond(m, prompt, gr, stream: req.stream ?? true,
+                                     piece: { Ollama.ChatResponse(model: m.id, created_at: API.rfc3339(),
+                                                                  message: Ollama.Message(role: "assistant", content: $0), done: false) },
+                                     final: { final($0, text: $1) })
+        }
+        @Sendable func ollamaCalls(_ calls: [ToolCall]) -> [Ollama.ToolCall] {
+            calls.map { Ollama.ToolCall(function: Ollama.ToolCallFunction(name: $0.name, arguments: ToolJSON.jsonValue($0.arguments))) }
+        }
+        if req.stream ?? true {
+            // Content streams as it comes; a call arrives whole in one chunk's message.tool_calls.
+            let filter = ToolStream(tools)
+            let request = gr
+            return streamed(contentType: "application/x-ndjson", flavor: .ollama, errorFrame: { ndjson(Ollama.ErrorResponse(error: $0.message)) }) { [unowned self] pipe in
+                @Sendable func write(_ events: [ToolOutputEvent]) -> Bool {
+                    var ok = true
+                    for e in events {
+                        let msg: Ollama.Message
+                        switch e {
+                        case let .content(t): msg = Ollama.Message(role: "assistant", content: t)
+                        case let .call(c): msg = Ollama.Message(role: "assistant", content: "", tool_calls: ollamaCalls([c]))
+                        }
+                        ok = ok && pipe.write(ndjson(Ollama.ChatResponse(model: m.id, created_at: API.rfc3339(), message: msg, done: false)))
+                    }
+                    return ok
+                }
+                let res = try self.run(m, prompt, request, choice: 0) { c in
+                    c.text.isEmpty ? true : write(filter.feed(c.text))
+                }
+                if res.finishReason == .cancelled { return }
+                _ = write(filter.finish())
+                pipe.write(ndjson(final(res, text: "")))
+            }
+        }
+        let res = try run(m, prompt, gr, choice: 0) { _ in true }
+        var out = final(res, text: res.text)
+        let (content, calls) = ToolCallParser.parse(res.text, format: tools.format, names: Set(tools.callable.map(\.name)))
+        if !calls.isEmpty { out.message = Ollama.Message(role: "assistant", content: content ?? "", tool_calls: ollamaCalls(calls)) }
+        return .json(out)
     }
 
     // MARK: POST /api/embed

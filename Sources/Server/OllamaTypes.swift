@@ -37,11 +37,38 @@ public enum Ollama {
         public init() {}
     }
 
+    public struct ToolCallFunction: Codable, Sendable, Equatable {
+        public var name: String
+        /// An object (Ollama sends arguments as JSON, not as text).
+        public var arguments: JSONValue
+    }
+
+    public struct ToolCall: Codable, Sendable, Equatable {
+        public var function: ToolCallFunction
+    }
+
     public struct Message: Codable, Sendable, Equatable {
         public var role: String
         public var content: String
         public var images: [String]?
-        public init(role: String, content: String) { self.role = role; self.content = content }
+        public var tool_calls: [ToolCall]?
+        /// A `tool` message: which function produced it.
+        public var tool_name: String?
+        public init(role: String, content: String, tool_calls: [ToolCall]? = nil) {
+            self.role = role; self.content = content; self.tool_calls = tool_calls
+        }
+
+        enum CodingKeys: String, CodingKey { case role, content, images, tool_calls, tool_name }
+
+        /// `content` may be left out (an assistant turn that only called tools).
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            role = try c.decode(String.self, forKey: .role)
+            content = try c.decodeIfPresent(String.self, forKey: .content) ?? ""
+            images = try c.decodeIfPresent([String].self, forKey: .images)
+            tool_calls = try c.decodeIfPresent([ToolCall].self, forKey: .tool_calls)
+            tool_name = try c.decodeIfPresent(String.self, forKey: .tool_name)
+        }
     }
 
     public struct ChatRequest: Codable, Sendable {

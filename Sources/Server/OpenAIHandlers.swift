@@ -1,6 +1,7 @@
 import Foundation
 import Generation
 import Tokenization
+import Templates
 
 /// JSON has no infinities: a log-probability of -inf (a banned token) is sent as a very
 /// negative finite number.
@@ -43,16 +44,17 @@ extension API {
     func chatCompletions(_ r: HTTPRequest) throws -> HTTPResponse {
         let req = try decode(OpenAI.ChatCompletionRequest.self, r)
         let m = try decoder(req.model)
-        if let t = req.tools, !t.isEmpty {
-            throw APIError.invalid("'tools' is not supported yet", param: "tools", code: "unsupported_parameter")
-        }
         let grammar = try openAIGrammar(r, responseFormat: req.response_format, grammar: req.grammar)
         guard let raw = req.messages else { throw APIError.missing("messages") }
         guard !raw.isEmpty else { throw APIError.invalid("'messages' must hold at least one message", param: "messages", code: "invalid_value") }
-        var messages: [(role: String, content: String)] = []
+        let ordered = try orderedRequest(r)
+        let tools = try ToolSetup.read(ordered, templateSource: m.templateSource)
+        let orderedMessages: [TemplateValue]
+        if case let .array(a)? = ordered["messages"] { orderedMessages = a } else { orderedMessages = [] }
+        var turns: [ChatTurn] = []
         for (i, msg) in raw.enumerated() {
             guard !msg.role.isEmpty else { throw APIError.invalid("'messages[\(i)].role' must not be empty", param: "messages[\(i)].role", code: "invalid_value") }
-            var text = ""
+            var text: String?
             switch msg.content {
             case nil: break
             case let .text(s)?: text = s
@@ -67,7 +69,14 @@ extension API {
                 }
                 text = pieces.joined(separator: "\n")
             }
-            messages.append((msg.role, text))
+            let calls = try ChatTurn.readToolCalls(i < orderedMessages.count ? orderedMessages[i]["tool_calls"] : nil, message: i)
+            if !calls.isEmpty && msg.role != "assistant" {
+                throw APIError.invalid("'messages[\(i)].tool_calls' is only allowed on assistant messages", param: "messages[\(i)].tool_calls", code: "invalid_value")
+            }
+            if msg.role == "tool" && msg.tool_call_id == nil && req.tools != nil {
+                throw APIError.invalid("'messages[\(i)].tool_call_id' is required for a tool message", param: "messages[\(i)].tool_call_id", code: "missing_required_parameter")
+            }
+            turns.append(ChatTurn(role: msg.role, content: text, toolCalls: calls, toolCallID: msg.tool_call_id, name: msg.name))
         }
         let n = try choices(req.n)
         if req.top_logprobs != nil && req.logprobs != true {
@@ -76,7 +85,7 @@ extension API {
         if let t = req.top_logprobs, !(0...20).contains(t) {
             throw APIError.invalid("'top_logprobs' must be between 0 and 20, got \(t)", param: "top_logprobs", code: "invalid_value")
         }
-        let prompt = try chatPrompt(m, messages, param: "messages")
+        let prompt = try chatPrompt(m, turns, tools, param: "messages")
         var knobs = Knobs()
         knobs.maxTokens = req.max_completion_tokens ?? req.max_tokens
         knobs.maxTokensName = req.max_completion_tokens != nil ? "max_completion_tokens" : "max_tokens"
@@ -86,6 +95,13 @@ extension API {
         knobs.logitBias = req.logit_bias
         var gr = try generationRequest(knobs, model: m, promptTokens: prompt.count)
         gr.grammar = grammar
+        if let c = try ToolGrammar.constraint(tools) {
+            if grammar != nil {
+                throw APIError.invalid("structured output ('response_format' or 'grammar') cannot be combined with tool calling; send one or the other", param: "response_format", code: "unsupported_parameter")
+            }
+            gr.grammar = c.grammar
+            gr.grammarTriggers = c.triggers
+        }
         if req.logprobs == true { gr.logprobs = req.top_logprobs ?? 0 }
         let request = gr
         let id = API.randomID("chatcmpl-")
@@ -104,6 +120,26 @@ extension API {
                 var completionTokens = 0
                 for i in 0..<n {
                     let started = LockedValue(false)
+                    let filter = tools.active ? ToolStream(tools) : nil
+                    /// Writes parser events: content as content deltas, each call as a header
+                    /// delta (id, type, name, empty arguments) then its arguments.
+                    @Sendable func write(_ events: [ToolOutputEvent], _ lp: OpenAI.ChatLogprobs?) -> Bool {
+                        var ok = true
+                        var lp = lp
+                        for e in events {
+                            switch e {
+                            case let .content(text):
+                                ok = ok && pipe.write(chunk(i, OpenAI.Delta(content: text), lp)); lp = nil
+                            case let .call(call):
+                                let k = filter?.nextIndex() ?? 0
+                                ok = ok && pipe.write(chunk(i, OpenAI.Delta(tool_calls: [OpenAI.DeltaToolCall(index: k, id: call.id, type: "function",
+                                                                                                             function: OpenAI.DeltaFunction(name: call.name, arguments: ""))])))
+                                ok = ok && pipe.write(chunk(i, OpenAI.Delta(tool_calls: [OpenAI.DeltaToolCall(index: k, id: nil, type: nil,
+                                                                                                             function: OpenAI.DeltaFunction(name: nil, arguments: call.argumentsJSON))])))
+                            }
+                        }
+                        return ok
+                    }
                     let result = try self.run(m, prompt, request, choice: i) { c in
                         var ok = true
                         if !started.get() {
@@ -112,11 +148,18 @@ extension API {
                         }
                         if c.text.isEmpty && c.logprob == nil { return ok }
                         let lp = wantLogprobs ? c.logprob.map { OpenAI.ChatLogprobs(content: [API.chatEntry($0, tok)]) } : nil
+                        if let filter { return ok && write(filter.feed(c.text), lp) }
                         return ok && pipe.write(chunk(i, OpenAI.Delta(role: nil, content: c.text), lp))
                     }
                     if result.finishReason == .cancelled { return }
                     if !started.get() { pipe.write(chunk(i, OpenAI.Delta(role: "assistant", content: ""))) }
-                    pipe.write(chunk(i, OpenAI.Delta(), finish: API.finishReason(result.finishReason)))
+                    var finish = API.finishReason(result.finishReason)
+                    if let filter {
+                        _ = write(filter.finish(), nil)
+                        // Calls end the turn; a cut-off answer still says "length".
+                        if filter.madeCalls && result.finishReason != .length { finish = "tool_calls" }
+                    }
+                    pipe.write(chunk(i, OpenAI.Delta(), finish: finish))
                     completionTokens += result.tokens.count
                 }
                 if includeUsage {
@@ -133,8 +176,18 @@ extension API {
             let result = try run(m, prompt, gr, choice: i) { _ in true }
             completionTokens += result.tokens.count
             let lp = req.logprobs == true ? OpenAI.ChatLogprobs(content: result.logprobs.map { API.chatEntry($0, tok) }) : nil
-            out.append(OpenAI.ChatChoice(index: i, message: OpenAI.AssistantMessage(role: "assistant", content: result.text),
-                                         logprobs: lp, finish_reason: API.finishReason(result.finishReason)))
+            var message = OpenAI.AssistantMessage(role: "assistant", content: result.text)
+            var finish = API.finishReason(result.finishReason)
+            if tools.active {
+                let (content, calls) = ToolCallParser.parse(result.text, format: tools.format, names: Set(tools.callable.map(\.name)))
+                if !calls.isEmpty {
+                    message = OpenAI.AssistantMessage(role: "assistant", content: content, tool_calls: calls.map {
+                        OpenAI.ToolCallOut(id: $0.id, type: "function", function: OpenAI.FunctionCall(name: $0.name, arguments: $0.argumentsJSON))
+                    })
+                    if result.finishReason != .length { finish = "tool_calls" }
+                }
+            }
+            out.append(OpenAI.ChatChoice(index: i, message: message, logprobs: lp, finish_reason: finish))
         }
         return .json(OpenAI.ChatCompletion(id: id, object: "chat.completion", created: created, model: m.id, choices: out,
                                            usage: OpenAI.Usage(prompt: prompt.count, completion: completionTokens), system_fingerprint: nil))

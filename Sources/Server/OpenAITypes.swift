@@ -36,6 +36,11 @@ public enum OpenAI {
         public var role: String
         public var content: MessageContent?
         public var name: String?
+        /// An assistant turn's earlier calls (arguments as JSON text), read in full from the
+        /// ordered body by the tool-calling code.
+        public var tool_calls: JSONValue?
+        /// A `tool` turn: the call it answers.
+        public var tool_call_id: String?
         public init(role: String, content: String) { self.role = role; self.content = .text(content) }
     }
 
@@ -67,8 +72,10 @@ public enum OpenAI {
         public var top_k: Int?
         public var min_p: Double?
         public var repeat_penalty: Double?
-        // Not supported yet; refused clearly when given.
+        // Tool calling (ToolCalling.swift reads these from the ordered body).
         public var tools: JSONValue?
+        public var tool_choice: JSONValue?
+        public var parallel_tool_calls: Bool?
         /// {"type": "text" | "json_object" | "json_schema", "json_schema": {name, schema, strict}}
         public var response_format: JSONValue?
         /// llama-server extension: GBNF the output must match.
@@ -129,9 +136,33 @@ public enum OpenAI {
         public var content: [TokenLogprobEntry]?
     }
 
+    public struct FunctionCall: Codable, Sendable, Equatable {
+        public var name: String
+        /// The arguments as JSON text, as OpenAI sends them.
+        public var arguments: String
+    }
+
+    public struct ToolCallOut: Codable, Sendable, Equatable {
+        public var id: String
+        public var type: String
+        public var function: FunctionCall
+    }
+
     public struct AssistantMessage: Codable, Sendable, Equatable {
         public var role: String
         public var content: String?
+        public var tool_calls: [ToolCallOut]?
+
+        public init(role: String, content: String?, tool_calls: [ToolCallOut]? = nil) {
+            self.role = role; self.content = content; self.tool_calls = tool_calls
+        }
+
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(role, forKey: .role)
+            try c.encode(content, forKey: .content)             // null beside tool calls, as OpenAI sends it
+            try c.encodeIfPresent(tool_calls, forKey: .tool_calls)
+        }
     }
 
     public struct ChatChoice: Codable, Sendable, Equatable {
@@ -159,9 +190,27 @@ public enum OpenAI {
         public var system_fingerprint: String?
     }
 
+    public struct DeltaFunction: Codable, Sendable, Equatable {
+        public var name: String?
+        public var arguments: String?
+    }
+
+    /// A streamed piece of a tool call: the first for a call carries id, type and name (and
+    /// empty arguments); the next ones carry argument text to append.
+    public struct DeltaToolCall: Codable, Sendable, Equatable {
+        public var index: Int
+        public var id: String?
+        public var type: String?
+        public var function: DeltaFunction
+    }
+
     public struct Delta: Codable, Sendable, Equatable {
         public var role: String?
         public var content: String?
+        public var tool_calls: [DeltaToolCall]?
+        public init(role: String? = nil, content: String? = nil, tool_calls: [DeltaToolCall]? = nil) {
+            self.role = role; self.content = content; self.tool_calls = tool_calls
+        }
     }
 
     public struct ChunkChoice: Codable, Sendable, Equatable {

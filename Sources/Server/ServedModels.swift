@@ -32,6 +32,14 @@ public enum ChatPrompt {
         let startsWithBOS = !bos.isEmpty && text.hasPrefix(bos)
         return tokenizer.encode(text, addBOS: startsWithBOS ? false : nil, parseSpecial: true)
     }
+
+    /// Renders messages already in the template's shape (e.g. with `tool_calls`), and tools.
+    public static func encode(_ template: ChatTemplate, tokenizer: Tokenizer, messages: TemplateValue, tools: TemplateValue?) throws -> [Int32] {
+        let (bos, eos) = tokenizer.templateSpecialTokens
+        let text = try template.render(messages: messages, tools: tools, addGenerationPrompt: true, bosToken: bos, eosToken: eos)
+        let startsWithBOS = !bos.isEmpty && text.hasPrefix(bos)
+        return tokenizer.encode(text, addBOS: startsWithBOS ? false : nil, parseSpecial: true)
+    }
 }
 
 /// A decoder model being served: its engine, chat template and what the model lists show.
