@@ -36,6 +36,9 @@ public enum BOM {
                 prop("steward:license.redistribution", terms.redistribution.rawValue),
                 prop("steward:license.derivatives", terms.derivatives.rawValue),
                 prop("steward:openness", terms.openness),
+                prop("steward:openness.weights", "published (held in the store)"),
+                prop("steward:openness.training_code", "not recorded"),
+                prop("steward:openness.training_data", "not recorded"),
             ]
             if let q = m.quantization { props.append(prop("steward:quantization", q)) }
             if let s = m.source { props.append(prop("steward:source", s)) }
@@ -129,7 +132,6 @@ public enum BOM {
         ]
         var params: [String: Any] = [:]
         if let a = m.architecture { params["architectureFamily"] = a }
-        if let q = m.quantization { params["modelArchitecture"] = "\(m.architecture ?? "unknown") (\(q))" }
         if !params.isEmpty { c["modelCard"] = ["modelParameters": params] }
         return c
     }

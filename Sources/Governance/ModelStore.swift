@@ -245,7 +245,7 @@ public final class ModelStore: @unchecked Sendable {
             licenseRaw = l; licenseSource = "gguf general.license"
         } else if let l = info.cardLicense {
             licenseRaw = l; licenseSource = "model card (README.md)"
-        } else if let p = pinned {
+        } else if let p = pinned ?? Self.pinnedPackage(at: root, files: files) {
             licenseRaw = p.license; licenseSource = "pinned package list (shared/MODELS.md)"
         } else if let parentName = req.parent, let parent = try record(named: parentName), !parent.license.isEmpty, parent.license != LicenseCatalog.unknownID {
             licenseRaw = parent.licenseAsWritten ?? parent.license; licenseSource = "inherited from parent \(parentName)"
@@ -658,6 +658,14 @@ public final class ModelStore: @unchecked Sendable {
                                sha256: out.map { String(format: "%02x", $0) }.joined(), size: done,
                                mtimeNs: Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec),
                                inode: Int64(bitPattern: UInt64(st.st_ino)))
+    }
+
+    /// The pinned package a fetched model's files came from, recognised by location and digests.
+    static func pinnedPackage(at root: String, files: [ModelFileRecord]) -> PinnedPackage? {
+        PinnedPackage.all.first { p in
+            guard let path = ModelLocator.path(forName: p.model), canonicalPath(path) == root else { return false }
+            return p.digests.allSatisfy { rel, digest in files.contains { $0.path == rel && $0.sha256 == digest } }
+        }
     }
 
     static func directoryDigest(_ files: [ModelFileRecord]) -> String {

@@ -248,7 +248,9 @@ public enum LicensePolicy {
                     if let n = terms.redistributionNote { obligations.append("Redistribution: \(n)") }
                 }
                 obligations += terms.attribution
-                if let notice = terms.requiredNotice { obligations.append("Ship this notice: \(notice)") }
+                if let notice = terms.requiredNotice, !terms.attribution.contains(where: { $0.contains(notice) }) {
+                    obligations.append("Ship this notice: \(notice)")
+                }
             }
             if let limit = terms.monthlyActiveUserLimit, lp.use == .commercial {
                 obligations.append("Above \(LicenseCatalog.grouped(limit)) monthly active users a separate licence from the licensor is needed.")
