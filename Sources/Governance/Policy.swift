@@ -89,6 +89,7 @@ public struct DeploymentPolicy: Sendable, Equatable {
             for (k, v) in l {
                 let key = "licenses.\(k)"
                 switch k {
+                case "$comment": continue
                 case "use":
                     guard let s = v as? String, let u = Use(rawValue: s) else {
                         throw .invalid(origin: origin, key: key, reason: "must be one of \(Use.allCases.map(\.rawValue).joined(separator: ", "))")
@@ -136,6 +137,7 @@ public struct DeploymentPolicy: Sendable, Equatable {
             for (k, v) in m {
                 let key = "models.\(k)"
                 switch k {
+                case "$comment": continue
                 case "require_registered": p.models.requireRegistered = try bool(v, origin, key)
                 case "require_signed": p.models.requireSigned = try bool(v, origin, key)
                 case "trust_unchanged_files": p.models.trustUnchangedFiles = try bool(v, origin, key)
