@@ -68,13 +68,13 @@ struct ServeCommand: Command {
             throw UsageError("--template \(key)=…: no --model \(key)")
         }
 
+        // Governance before anything is loaded or listening: digests, signatures, licence policy.
+        let licenses = try admitModels(modelArgs, ids: ids, a, console: console)
+
         // Refuse now, before loading, what would not fit in memory: the plan `steward plan`
         // prints for the same options, instead of failing (or swapping) later.
         let plan = try MemoryPlan.make(models: modelArgs, context: ctx, parallel: parallel, threads: threads, adapters: [], memory: nil)
         guard plan.fits else { throw MemoryPlan.DoesNotFit(plan: plan) }
-
-        // Governance before anything is loaded or listening: digests, signatures, licence policy.
-        let licenses = try admitModels(modelArgs, ids: ids, a, console: console)
 
         // SIGINT/SIGTERM are blocked in this thread before any other thread exists (threads
         // inherit the mask), so they stay pending for the dispatch signal source (a signalfd on
