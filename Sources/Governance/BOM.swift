@@ -78,7 +78,11 @@ public enum BOM {
             while let p = next, !seen.contains(p) {
                 seen.insert(p)
                 if let pm = byName[p] {
-                    ancestors.append(baseComponent(pm))
+                    // bom-refs must be unique in a BOM: the ancestor copy does not repeat the
+                    // parent's (the `dependencies` section links them by ref).
+                    var ancestor = baseComponent(pm)
+                    ancestor["bom-ref"] = nil
+                    ancestors.append(ancestor)
                     next = pm.parent
                 } else {
                     ancestors.append(["type": "machine-learning-model", "name": p])

@@ -72,6 +72,7 @@ public enum ModelStoreError: Error, CustomStringConvertible, Equatable {
     case untrustedKey(model: String, keyID: String)
     case licenseDenied(LicenseRefusal)
     case overrideNotAllowed(LicenseRefusal)
+    case invalidRequest(String)
     case storage(String)
 
     public var description: String {
@@ -103,6 +104,7 @@ public enum ModelStoreError: Error, CustomStringConvertible, Equatable {
         case let .licenseDenied(r): return r.description
         case let .overrideNotAllowed(r):
             return r.description + "\n--override-license was given, but the policy does not allow overrides (licenses.allow_override is false)."
+        case let .invalidRequest(m): return m
         case let .storage(m): return m
         }
     }
@@ -190,6 +192,12 @@ public final class ModelStore: @unchecked Sendable {
     /// Registers a model: hashes every file, reads architecture, quantization and licence, checks
     /// the licence against `policy` (nil: no policy, nothing enforced) and stores the record.
     public func add(_ req: AddRequest, policy: DeploymentPolicy?, progress: HashProgress? = nil) throws -> Added {
+        if let given = req.license, LicenseCatalog.normalize(given) == nil {
+            throw ModelStoreError.invalidRequest("--license \(given) is not a catalogued licence (known: \(LicenseCatalog.ids.joined(separator: ", ")))")
+        }
+        if (req.parent == nil) != (req.relation == nil) {
+            throw ModelStoreError.invalidRequest("--parent and --relation go together (relation: quantized, adapter, merged or finetuned)")
+        }
         var target = req.target
         var defaultName: String?
         var pinned: PinnedPackage?
@@ -249,12 +257,6 @@ public final class ModelStore: @unchecked Sendable {
             licenseRaw = p.license; licenseSource = "pinned package list (shared/MODELS.md)"
         } else if let parentName = req.parent, let parent = try record(named: parentName), !parent.license.isEmpty, parent.license != LicenseCatalog.unknownID {
             licenseRaw = parent.licenseAsWritten ?? parent.license; licenseSource = "inherited from parent \(parentName)"
-        }
-        if let given = req.license, LicenseCatalog.normalize(given) == nil {
-            throw ModelStoreError.notAModel(path: target, reason: "--license \(given) is not a catalogued licence (known: \(LicenseCatalog.ids.joined(separator: ", ")))")
-        }
-        if (req.parent == nil) != (req.relation == nil) {
-            throw ModelStoreError.notAModel(path: target, reason: "--parent and --relation go together (relation: quantized, adapter, merged or finetuned)")
         }
         let licenseID = LicenseCatalog.lookup(licenseRaw).id
 

@@ -298,6 +298,29 @@ public enum LicensePolicy {
         guard d.allowed else { throw LicenseRefusal(model: model.name, decision: d) }
         return d
     }
+
+    /// The same check for a model given as a store name or a path (a file not in the store is
+    /// judged by the licence its metadata or model card declares), with the policy file at
+    /// `policyPath` (nil: `$STEWARD_HOME/policy.json`). Returns nil when no policy is declared
+    /// (nothing enforced, as at `models add` and `serve`). `override` admits a denied derivative
+    /// only when the policy allows overrides; the override is recorded through `AdminAudit`.
+    @discardableResult
+    public static func check(model nameOrPath: String, action: DerivativeAction, store: ModelStore?,
+                             policyPath: String? = nil, override: Bool = false) throws -> LicenseDecision? {
+        guard let policy = try DeploymentPolicy.load(path: policyPath) else { return nil }
+        let record = try store?.resolve(nameOrPath)
+        let raw = record.map { $0.licenseAsWritten ?? $0.license } ?? ModelStore.licenseOnDisk(nameOrPath)?.license
+        let name = record?.name ?? nameOrPath
+        let d = evaluate(license: raw, policy: policy, action: action)
+        if !d.allowed {
+            let refusal = LicenseRefusal(model: name, decision: d)
+            guard override else { throw ModelStoreError.licenseDenied(refusal) }
+            guard policy.licenses.allowOverride else { throw ModelStoreError.overrideNotAllowed(refusal) }
+            AdminAudit.record(action: "\(action.rawValue).license_override", target: name,
+                              details: ["license": d.licenseID, "reasons": d.reasons.joined(separator: "; ")])
+        }
+        return d
+    }
 }
 
 /// A licence policy refusal, with every reason.

@@ -119,3 +119,22 @@ final class PolicyTests: XCTestCase {
         XCTAssertThrowsError(try LicensePolicy.check(model: unknown, action: .finetune, policy: all))
     }
 }
+
+final class DerivativeCheckByNameTests: XCTestCase {
+    func testCheckByPathWithPolicyFileAndOverride() throws {
+        let dir = try ScratchDirectory("policy-by-path")
+        let path = try dir.gguf("nc", license: "cc-by-nc-4.0")
+        let strict = try dir.write("strict.json", #"{"licenses": {"derivatives": true}}"#)
+        XCTAssertThrowsError(try LicensePolicy.check(model: path, action: .finetune, store: nil, policyPath: strict)) { e in
+            XCTAssertTrue("\(e)".contains("forbids commercial use"), "\(e)")
+        }
+        XCTAssertThrowsError(try LicensePolicy.check(model: path, action: .finetune, store: nil, policyPath: strict, override: true)) { e in
+            guard case ModelStoreError.overrideNotAllowed = e else { return XCTFail("\(e)") }
+        }
+        let lenient = try dir.write("lenient.json", #"{"licenses": {"derivatives": true, "allow_override": true}}"#)
+        let d = try LicensePolicy.check(model: path, action: .finetune, store: nil, policyPath: lenient, override: true)
+        XCTAssertEqual(d?.allowed, false, "admitted by override, still reported as denied")
+        let research = try dir.write("research.json", #"{"licenses": {"use": "research", "derivatives": ["finetune"]}}"#)
+        XCTAssertEqual(try LicensePolicy.check(model: path, action: .finetune, store: nil, policyPath: research)?.allowed, true)
+    }
+}
