@@ -52,7 +52,7 @@ extension API {
                                          parameters: "num_ctx \(m.contextLength)", template: m.templateSource ?? "",
                                          details: m.ollamaDetails, model_info: info,
                                          capabilities: m.chatTemplate != nil ? ["completion", "chat"] : ["completion"],
-                                         modified_at: API.rfc3339(m.modified)))
+                                         modified_at: API.rfc3339(m.modified), license: m.license))
     }
 
     /// Ollama's options → engine request. num_predict -1 (or absent) and -2 run to the end of

@@ -150,6 +150,8 @@ public enum Ollama {
         public var model_info: [String: JSONValue]
         public var capabilities: [String]
         public var modified_at: String
+        /// The model's licence id (Steward's catalogue); Ollama puts licence text here.
+        public var license: String? = nil
     }
 
     public struct RunningModel: Codable, Sendable, Equatable {

@@ -21,8 +21,8 @@ extension API {
     }
 
     func listModels() -> HTTPResponse {
-        var data = models.models.map { OpenAI.Model(id: $0.id, object: "model", created: Int($0.modified.timeIntervalSince1970), owned_by: "steward") }
-        data += models.embeddingModels.map { OpenAI.Model(id: $0.id, object: "model", created: 0, owned_by: "steward") }
+        var data = models.models.map { OpenAI.Model(id: $0.id, object: "model", created: Int($0.modified.timeIntervalSince1970), owned_by: "steward", license: $0.license) }
+        data += models.embeddingModels.map { OpenAI.Model(id: $0.id, object: "model", created: 0, owned_by: "steward", license: $0.license) }
         return .json(OpenAI.ModelList(object: "list", data: data))
     }
 
@@ -30,10 +30,10 @@ extension API {
     func retrieveModel(_ rawID: String) throws -> HTTPResponse {
         let id = rawID.removingPercentEncoding ?? rawID
         if let m = models.models.first(where: { $0.id == id }) {
-            return .json(OpenAI.Model(id: m.id, object: "model", created: Int(m.modified.timeIntervalSince1970), owned_by: "steward"))
+            return .json(OpenAI.Model(id: m.id, object: "model", created: Int(m.modified.timeIntervalSince1970), owned_by: "steward", license: m.license))
         }
         if let e = models.embeddingModels.first(where: { $0.id == id }) {
-            return .json(OpenAI.Model(id: e.id, object: "model", created: 0, owned_by: "steward"))
+            return .json(OpenAI.Model(id: e.id, object: "model", created: 0, owned_by: "steward", license: e.license))
         }
         throw APIError(status: 404, message: "the model '\(id)' does not exist; GET /v1/models lists the served ones",
                        type: "invalid_request_error", param: "model", code: "model_not_found")

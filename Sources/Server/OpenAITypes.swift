@@ -294,6 +294,8 @@ public enum OpenAI {
         public var object: String
         public var created: Int
         public var owned_by: String
+        /// The model's licence id (Steward's catalogue: "apache-2.0", "gemma", …); omitted when unknown.
+        public var license: String? = nil
     }
 
     public struct ModelList: Codable, Sendable, Equatable {

@@ -4,6 +4,7 @@ import Models
 import Tokenization
 import Templates
 import Generation
+import Governance
 
 /// Named chat templates for models that ship none (the user picks one; we never guess).
 public enum BuiltinChatTemplates {
@@ -55,6 +56,9 @@ public final class ServedModel: @unchecked Sendable {
     public let architecture: String
     public let parameterSize: String
     public let quantization: String
+    /// Licence id for /v1/models and /api/show: from the file's `general.license` (normalised to
+    /// the catalogue id), replaced by the model store's record when `steward serve` admits it.
+    public var license: String?
     private let digestLock = NSLock()
     private var cachedDigest: String?
 
@@ -74,6 +78,7 @@ public final class ServedModel: @unchecked Sendable {
         architecture = file.string("general.architecture") ?? engine.model.config.architecture
         parameterSize = file.string("general.size_label") ?? ServedModel.parameterLabel(file)
         quantization = ServedModel.dominantType(file)
+        license = file.string("general.license").map { LicenseCatalog.normalize($0) ?? $0 }
     }
 
     /// sha256 of the file, as Ollama lists it ("sha256:…"): from scripts/fetch-models' stamp
@@ -117,6 +122,8 @@ public final class ServedEmbedder: @unchecked Sendable {
     public let id: String
     public let path: String
     public let embedder: Embedder
+    /// Licence id (set by `steward serve` from the model store or the model card).
+    public var license: String?
     private let lock = NSLock()
 
     public init(id: String, path: String, embedder: Embedder) {

@@ -28,6 +28,9 @@ public enum StewardCLI {
         TokenizerBenchCommand(),
         ServeCommand(),
         PlanCommand(),
+        ModelsCommand(),
+        LicenseCommand(),
+        BOMCommand(),
     ]
 
     static var topHelp: String {

@@ -3,6 +3,8 @@ import Glibc
 #endif
 import Dispatch
 import Foundation
+import Governance
+import ModelFiles
 import Server
 
 struct ServeCommand: Command {
@@ -20,11 +22,18 @@ struct ServeCommand: Command {
             .value("--max-body", valueName: "BYTES", help: "Largest request body accepted (default 1048576)."),
             .value("--max-queue", valueName: "N", help: "Requests that may wait per model before 429 (default 64)."),
             .repeated("--template", valueName: "[MODEL=]NAME|FILE", help: "Chat template for a model without one (built-ins: chatml, gemma) or a .jinja file; without MODEL= it applies to every model."),
+            GovernanceCLI.policyOption,
+            GovernanceCLI.dbOption,
+            .flag("--override-license", help: "Serve models whose licence the policy denies (only when it sets licenses.allow_override; recorded)."),
         ],
         discussion: """
         The API id of a model is its fetched name (e.g. smollm2-135m-instruct) or its file name without extension.
         Endpoints: /v1/models, /v1/chat/completions, /v1/completions, /v1/embeddings, /api/tags, /api/show,
         /api/generate, /api/chat, /api/embed, /api/ps, /api/version, /health. Stops on SIGINT/SIGTERM.
+        Before loading, a model registered with `steward models add` is re-hashed and refused if a file changed;
+        the deployment policy (--policy, default $STEWARD_HOME/policy.json) can require registered or signed
+        models and decides which licences may be served. Models not in the store are served unverified unless
+        the policy sets models.require_registered.
         """
     )
 
@@ -58,6 +67,9 @@ struct ServeCommand: Command {
         for key in templates.keys where !modelArgs.contains(key) && !ids.contains(key) {
             throw UsageError("--template \(key)=…: no --model \(key)")
         }
+
+        // Governance before anything is loaded or listening: digests, signatures, licence policy.
+        let licenses = try admitModels(modelArgs, ids: ids, a, console: console)
 
         // Refuse now, before loading, what would not fit in memory: the plan `steward plan`
         // prints for the same options, instead of failing (or swapping) later.
@@ -95,10 +107,12 @@ struct ServeCommand: Command {
                 let template = templates[arg] ?? templates[id] ?? templateForAll
                 switch try ModelLoader.load(arg, threads: threads, contextLength: ctx, template: template, maxQueue: maxQueue, parallel: parallel) {
                 case let .decoder(m):
+                    if let l = licenses[id] { m.license = l }
                     registry.add(m)
                     let chat = m.chatTemplate == nil ? "no chat template: completions only (see --template)" : "chat template ok"
                     console.out(String(format: "  %@: context %d, %@, loaded in %.2f s\n", id, m.contextLength, chat, Date().timeIntervalSince(t0)))
                 case let .embedder(e):
+                    e.license = licenses[id]
                     registry.add(e)
                     console.out(String(format: "  %@: embeddings, %d dimensions, loaded in %.2f s\n", id, e.embedder.dimension, Date().timeIntervalSince(t0)))
                 }
@@ -116,5 +130,27 @@ struct ServeCommand: Command {
         sources.forEach { $0.cancel() }
         console.err("steward serve: stopped\n")
         return ExitCode.ok
+    }
+
+    /// Runs `ServeGate` on every model: a registered model's files are re-hashed (a changed file
+    /// is refused), signatures and the licence policy are checked. Returns the licence id per
+    /// model id, for /v1/models and /api/show.
+    func admitModels(_ modelArgs: [String], ids: [String], _ a: ParsedArguments, console: Console) throws -> [String: String] {
+        let policy = try GovernanceCLI.policy(a)
+        let store = try GovernanceCLI.existingStore(a)
+        var licenses: [String: String] = [:]
+        for (arg, id) in zip(modelArgs, ids) {
+            let path = try ModelLocator.resolve(arg)
+            let t0 = Date()
+            let admission = try ServeGate.admit(path: path, store: store, policy: policy, overrideLicense: a.flag("--override-license"),
+                                                progress: GovernanceCLI.progress(console))
+            if admission.licenseID != LicenseCatalog.unknownID { licenses[id] = admission.licenseID }
+            if let r = admission.record {
+                console.out(String(format: "  %@: store model '%@' verified (%@) in %.2f s, licence %@\n", id, r.name,
+                                   policy?.models.trustUnchangedFiles == true ? "unchanged files trusted" : "sha256", Date().timeIntervalSince(t0), admission.licenseID))
+            }
+            for n in admission.notes { console.err("  \(id): \(n)\n") }
+        }
+        return licenses
     }
 }
