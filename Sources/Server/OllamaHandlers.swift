@@ -85,6 +85,7 @@ extension API {
     func ollamaGenerate(_ r: HTTPRequest) throws -> HTTPResponse {
         let req = try decode(Ollama.GenerateRequest.self, r)
         let m = try decoder(req.model)
+        r.context.model = m.id
         try refuseFormat(req.format)
         if let i = req.images, !i.isEmpty { throw APIError.invalid("'images' are not supported: this is a text model", param: "images") }
         if let s = req.suffix, !s.isEmpty { throw APIError.invalid("'suffix' is not supported", param: "suffix") }
@@ -94,6 +95,7 @@ extension API {
             // Ollama's "load the model" call: nothing to generate.
             return .json(Ollama.GenerateResponse(model: m.id, created_at: API.rfc3339(), response: "", done: true, done_reason: "load"))
         }
+        r.context.capturePrompt((req.system.map { "system: \($0)\n" } ?? "") + text)
         let prompt: [Int32]
         if req.raw == true {
             if req.system != nil { throw APIError.invalid("'system' needs the chat template; drop it or drop raw", param: "system") }
@@ -114,27 +116,27 @@ extension API {
                                     prompt_eval_count: res.promptTokens, prompt_eval_duration: API.nanoseconds(res.promptSeconds),
                                     eval_count: res.tokens.count, eval_duration: API.nanoseconds(res.generateSeconds))
         }
-        return try ollamaRespond(m, prompt, gr, stream: req.stream ?? true,
+        return try ollamaRespond(m, prompt, gr, stream: req.stream ?? true, context: r.context,
                                  piece: { Ollama.GenerateResponse(model: m.id, created_at: API.rfc3339(), response: $0, done: false) },
                                  final: { final($0, text: $1) })
     }
 
     /// An Ollama generation as NDJSON pieces then a final object (streamed), or the final object
     /// alone: `piece` wraps a chunk of text, `final` the result (with the text when not streamed).
-    private func ollamaRespond<T: Encodable>(_ m: ServedModel, _ prompt: [Int32], _ gr: GenerationRequest, stream: Bool,
+    private func ollamaRespond<T: Encodable>(_ m: ServedModel, _ prompt: [Int32], _ gr: GenerationRequest, stream: Bool, context: RequestContext,
                                              piece: @escaping @Sendable (String) -> T,
                                              final: @escaping @Sendable (GenerationResult, String) -> T) throws -> HTTPResponse {
         if stream {
             return streamed(contentType: "application/x-ndjson", flavor: .ollama, errorFrame: { ndjson(Ollama.ErrorResponse(error: $0.message)) }) { [unowned self] pipe in
-                let res = try self.run(m, prompt, gr, choice: 0) { c in
+                let res = try self.run(m, prompt, gr, choice: 0, context: context) { c in
                     if c.text.isEmpty { return true }
                     return pipe.write(ndjson(piece(c.text)))
                 }
                 if res.finishReason == .cancelled { return }
-                pipe.write(ndjson(final(res, "")))
+                pipe.finish(ndjson(final(res, "")))
             }
         }
-        let res = try run(m, prompt, gr, choice: 0) { _ in true }
+        let res = try run(m, prompt, gr, choice: 0, context: context) { _ in true }
         return .json(final(res, res.text))
     }
 
@@ -143,6 +145,7 @@ extension API {
     func ollamaChat(_ r: HTTPRequest) throws -> HTTPResponse {
         let req = try decode(Ollama.ChatRequest.self, r)
         let m = try decoder(req.model)
+        r.context.model = m.id
         try refuseFormat(req.format)
         if let t = req.tools, !t.isEmpty { throw APIError.invalid("'tools' are not supported yet", param: "tools") }
         let raw = req.messages ?? []
@@ -153,6 +156,7 @@ extension API {
         for (i, msg) in raw.enumerated() {
             if let im = msg.images, !im.isEmpty { throw APIError.invalid("messages[\(i)].images: images are not supported", param: "messages[\(i)].images") }
         }
+        r.context.capturePrompt(raw.map { "\($0.role): \($0.content)" }.joined(separator: "\n"))
         let prompt = try chatPrompt(m, raw.map { ($0.role, $0.content) }, param: "messages")
         let gr = try ollamaRequest(req.options, m, promptTokens: prompt.count)
         let t0 = Date()
@@ -163,7 +167,7 @@ extension API {
                                 prompt_eval_count: res.promptTokens, prompt_eval_duration: API.nanoseconds(res.promptSeconds),
                                 eval_count: res.tokens.count, eval_duration: API.nanoseconds(res.generateSeconds))
         }
-        return try ollamaRespond(m, prompt, gr, stream: req.stream ?? true,
+        return try ollamaRespond(m, prompt, gr, stream: req.stream ?? true, context: r.context,
                                  piece: { Ollama.ChatResponse(model: m.id, created_at: API.rfc3339(),
                                                               message: Ollama.Message(role: "assistant", content: $0), done: false) },
                                  final: { final($0, text: $1) })
@@ -177,8 +181,11 @@ extension API {
         guard let input = req.input else { throw APIError.missing("input") }
         let texts = input.values
         guard !texts.isEmpty else { throw APIError.invalid("'input' must hold at least one text", param: "input") }
+        r.context.model = e.id
+        r.context.capturePrompt(texts.joined(separator: "\n"))
         let t0 = Date()
         let (vectors, tokens) = try e.embed(texts)
+        r.context.addTokens(prompt: tokens, completion: 0)
         return .json(Ollama.EmbedResponse(model: e.id, embeddings: vectors, total_duration: API.nanoseconds(Date().timeIntervalSince(t0)),
                                           load_duration: 0, prompt_eval_count: tokens))
     }

@@ -43,6 +43,7 @@ extension API {
     func chatCompletions(_ r: HTTPRequest) throws -> HTTPResponse {
         let req = try decode(OpenAI.ChatCompletionRequest.self, r)
         let m = try decoder(req.model)
+        r.context.model = m.id
         if let t = req.tools, !t.isEmpty {
             throw APIError.invalid("'tools' is not supported yet", param: "tools", code: "unsupported_parameter")
         }
@@ -71,6 +72,7 @@ extension API {
             }
             messages.append((msg.role, text))
         }
+        r.context.capturePrompt(messages.map { "\($0.role): \($0.content)" }.joined(separator: "\n"))
         let n = try choices(req.n)
         if req.top_logprobs != nil && req.logprobs != true {
             throw APIError.invalid("'top_logprobs' needs 'logprobs': true", param: "top_logprobs", code: "invalid_value")
@@ -105,7 +107,7 @@ extension API {
                 var completionTokens = 0
                 for i in 0..<n {
                     let started = LockedValue(false)
-                    let result = try self.run(m, prompt, request, choice: i) { c in
+                    let result = try self.run(m, prompt, request, choice: i, context: r.context) { c in
                         var ok = true
                         if !started.get() {
                             started.set(true)
@@ -124,14 +126,14 @@ extension API {
                     pipe.write(sse(OpenAI.ChatCompletionChunk(id: id, object: "chat.completion.chunk", created: created, model: m.id,
                                                               choices: [], usage: OpenAI.Usage(prompt: prompt.count, completion: completionTokens))))
                 }
-                pipe.write("data: [DONE]\n\n")
+                pipe.finish("data: [DONE]\n\n")
             }
         }
 
         var out: [OpenAI.ChatChoice] = []
         var completionTokens = 0
         for i in 0..<n {
-            let result = try run(m, prompt, gr, choice: i) { _ in true }
+            let result = try run(m, prompt, gr, choice: i, context: r.context) { _ in true }
             completionTokens += result.tokens.count
             let lp = req.logprobs == true ? OpenAI.ChatLogprobs(content: result.logprobs.map { API.chatEntry($0, tok) }) : nil
             out.append(OpenAI.ChatChoice(index: i, message: OpenAI.AssistantMessage(role: "assistant", content: result.text),
@@ -151,13 +153,16 @@ extension API {
 
     /// Runs one choice. Choice i > 0 with a seed uses seed + i, so choices differ but the whole
     /// response is reproducible.
-    func run(_ m: ServedModel, _ prompt: [Int32], _ gr: GenerationRequest, choice i: Int,
+    func run(_ m: ServedModel, _ prompt: [Int32], _ gr: GenerationRequest, choice i: Int, context: RequestContext? = nil,
              onChunk: @escaping @Sendable (GeneratedChunk) -> Bool) throws -> GenerationResult {
         var g = gr
         if i > 0, let s = g.sampling.seed { g.sampling.seed = s &+ UInt64(i) }
         let timed = metrics.timing(model: m.id, start: Date(), chunkHandler(onChunk))
         let result = try m.engine.generate(prompt: prompt, g, onChunk: timed)
         metrics.tokens(model: m.id, prompt: prompt.count, generated: result.tokens.count)
+        // The prompt is processed once per choice but billed once, as OpenAI's usage counts it.
+        context?.addTokens(prompt: i == 0 ? prompt.count : 0, completion: result.tokens.count)
+        context?.captureCompletion(result.text)
         return result
     }
 
@@ -172,6 +177,7 @@ extension API {
     func completions(_ r: HTTPRequest) throws -> HTTPResponse {
         let req = try decode(OpenAI.CompletionRequest.self, r)
         let m = try decoder(req.model)
+        r.context.model = m.id
         let text: String
         switch req.prompt {
         case nil: throw APIError.missing("prompt")
@@ -193,6 +199,7 @@ extension API {
             throw APIError.invalid("'logprobs' must be between 0 and 20, got \(l)", param: "logprobs", code: "invalid_value")
         }
         let tok = m.tokenizer
+        r.context.capturePrompt(text)
         let prompt = tok.encode(text, addBOS: nil, parseSpecial: true)
         guard !prompt.isEmpty else { throw APIError.invalid(GenerationError.emptyPrompt.description, param: "prompt", code: "invalid_value") }
         var knobs = Knobs()
@@ -226,7 +233,7 @@ extension API {
                 for i in 0..<n {
                     let offset = LockedValue(promptChars)
                     let echoed = LockedValue(!echo)
-                    let result = try self.run(m, prompt, request, choice: i) { c in
+                    let result = try self.run(m, prompt, request, choice: i, context: r.context) { c in
                         if !echoed.get() {
                             // The prompt goes first; its scores are known only at the end (non-streamed).
                             echoed.set(true)
@@ -250,14 +257,14 @@ extension API {
                     pipe.write(sse(OpenAI.Completion(id: id, object: "text_completion", created: created, model: m.id, choices: [],
                                                      usage: OpenAI.Usage(prompt: prompt.count, completion: completionTokens))))
                 }
-                pipe.write("data: [DONE]\n\n")
+                pipe.finish("data: [DONE]\n\n")
             }
         }
 
         var out: [OpenAI.CompletionChoice] = []
         var completionTokens = 0
         for i in 0..<n {
-            let result = try run(m, prompt, gr, choice: i) { _ in true }
+            let result = try run(m, prompt, gr, choice: i, context: r.context) { _ in true }
             completionTokens += result.tokens.count
             var lp: OpenAI.CompletionLogprobs?
             if gr.logprobs != nil {
@@ -321,7 +328,10 @@ extension API {
         if let d = req.dimensions, d != e.embedder.dimension {
             throw APIError.invalid("'dimensions' must be \(e.embedder.dimension) for \(e.id) (it cannot be shortened)", param: "dimensions", code: "invalid_value")
         }
+        r.context.model = e.id
+        r.context.capturePrompt(texts.joined(separator: "\n"))
         let (vectors, tokens) = try e.embed(texts)
+        r.context.addTokens(prompt: tokens, completion: 0)
         let data = vectors.enumerated().map { i, v -> OpenAI.Embedding in
             let vec: OpenAI.EmbeddingVector
             if format == "base64" {
