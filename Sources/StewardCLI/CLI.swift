@@ -28,6 +28,9 @@ public enum StewardCLI {
         TokenizerBenchCommand(),
         ServeCommand(),
         PlanCommand(),
+        AuditCommand(),
+        UsageCommand(),
+        BenchGovernanceCommand(),
     ]
 
     static var topHelp: String {

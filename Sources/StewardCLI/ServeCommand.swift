@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Dispatch
 import Foundation
+import Governance
 import Server
 
 struct ServeCommand: Command {
@@ -20,6 +21,8 @@ struct ServeCommand: Command {
             .value("--max-body", valueName: "BYTES", help: "Largest request body accepted (default 1048576)."),
             .value("--max-queue", valueName: "N", help: "Requests that may wait per model before 429 (default 64)."),
             .repeated("--template", valueName: "[MODEL=]NAME|FILE", help: "Chat template for a model without one (built-ins: chatml, gemma) or a .jinja file; without MODEL= it applies to every model."),
+            .value("--policy", valueName: "FILE", help: "Deployment policy file (default $STEWARD_HOME/policy.json when present)."),
+            .flag("--no-audit", help: "Do not record requests in the audit log and usage (not recommended)."),
         ],
         discussion: """
         The API id of a model is its fetched name (e.g. smollm2-135m-instruct) or its file name without extension.
@@ -86,6 +89,7 @@ struct ServeCommand: Command {
 
         let registry = ModelRegistry()
         let api = API(models: registry, version: StewardCLI.version)
+        let retention = try ServeCommand.setUpAudit(api, a, console: console)
         let server = HTTPServer(host: host, port: port, maxBodyBytes: maxBody) { api.handle($0) }
         try server.start()
         console.out("steward serve: listening on \(server.url) (loading \(ids.joined(separator: ", ")); /health says when ready)\n")
@@ -110,11 +114,48 @@ struct ServeCommand: Command {
         registry.markReady()
         console.out("steward serve: ready at \(server.url)  (OpenAI: \(server.url)/v1, Ollama: \(server.url)/api; Ctrl-C stops)\n")
         stop.wait()
+        retention?.cancel()
         console.err("steward serve: stopping (cancelling in-flight requests)\n")
         api.shutdown()
         server.stop()
         sources.forEach { $0.cancel() }
         console.err("steward serve: stopped\n")
         return ExitCode.ok
+    }
+
+    /// The audit log (default on, prompts not logged) at $STEWARD_HOME/steward.db, per the
+    /// policy's "audit" section; retention is applied at start and then hourly.
+    static func setUpAudit(_ api: API, _ a: ParsedArguments, console: Console) throws -> DispatchSourceTimer? {
+        if a.flag("--no-audit") {
+            console.err("steward serve: WARNING: --no-audit: requests and usage are NOT recorded; there will be no audit trail for this run\n")
+            return nil
+        }
+        let policyPath = a.value("--policy") ?? (FileManager.default.fileExists(atPath: PolicyFile.defaultPath) ? PolicyFile.defaultPath : nil)
+        let policy = try policyPath.map { p throws -> AuditPolicy in try AuditPolicy.load(policyFile: p) } ?? AuditPolicy()
+        guard policy.enabled else {
+            console.err("steward serve: WARNING: the policy switches the audit log off (audit.enabled: false): requests and usage are NOT recorded\n")
+            return nil
+        }
+        let storage = try SQLiteStorage()
+        // The redactor for prompts "redacted" comes from moderation; until it is connected that
+        // mode refuses to start (AuditError.redactorMissing) rather than log raw text.
+        let log = try AuditLog(storage: storage, policy: policy, redactor: nil, usage: try UsageLedger(storage: storage))
+        api.audit = log
+        try log.startBackgroundCheckpoints()
+        console.out("steward serve: audit log at \(storage.path) (prompts: \(policy.prompts.rawValue)\(policy.durable ? ", durable" : "")\(policy.retentionDays.map { ", retention \($0) days" } ?? ""))\n")
+        guard policy.retentionDays != nil else { return nil }
+        let key = try AuditLog.signingKey()
+        let timer = DispatchSource.makeTimerSource(queue: .global(qos: .utility))
+        timer.schedule(deadline: .now(), repeating: 3600)
+        timer.setEventHandler {
+            do {
+                let r = try log.applyRetention(key: key)
+                if r.pruned > 0 { console.err("steward serve: audit retention pruned \(r.pruned) records (checkpoint at seq \(r.checkpoint?.seq ?? 0))\n") }
+            } catch {
+                console.err("steward serve: audit retention failed: \(error)\n")
+            }
+        }
+        timer.resume()
+        return timer
     }
 }
