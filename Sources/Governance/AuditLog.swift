@@ -243,10 +243,17 @@ public struct AuditCheckpoint: Sendable, Equatable {
     }
 }
 
+/// What other stores and commands call to put an admin action in the audit log (satisfied by
+/// `AuditLog`; tests can pass a recorder of their own).
+public protocol AdminActionRecorder: AnyObject, Sendable {
+    @discardableResult
+    func recordAdmin(action: String, keyID: String?, target: String?, details: [String: String]) throws(AuditError) -> AuditRecord
+}
+
 /// The audit log over a `SQLStorage` (component "audit"). Thread-safe: appends are serialized
 /// by the storage's transaction, and the chain head is read inside it, so several processes
 /// (the server and admin commands) can append to one database.
-public final class AuditLog: @unchecked Sendable {
+public final class AuditLog: AdminActionRecorder, @unchecked Sendable {
     public let storage: SQLStorage
     public let policy: AuditPolicy
     /// Usage accounting updated in the same transaction as each request record.

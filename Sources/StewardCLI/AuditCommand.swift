@@ -247,3 +247,17 @@ struct UsageCommand: Command {
         return ExitCode.ok
     }
 }
+
+/// For commands that change state (keys, models, policy overrides): one admin record in the
+/// audit log of $STEWARD_HOME/steward.db (or `db`). The operator at the command line has no
+/// API key, so keyID is nil and the local user name goes into the details.
+enum AdminAudit {
+    static func record(action: String, target: String?, details: [String: String] = [:], db: String? = nil) throws {
+        let storage = try SQLiteStorage(path: db ?? SQLiteStorage.defaultPath)
+        let log = try AuditLog(storage: storage)
+        var d = details
+        d["via"] = "cli"
+        if d["user"] == nil { d["user"] = NSUserName() }
+        try log.recordAdmin(action: action, keyID: nil, target: target, details: d)
+    }
+}

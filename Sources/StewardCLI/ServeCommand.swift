@@ -66,6 +66,8 @@ struct ServeCommand: Command {
         // prints for the same options, instead of failing (or swapping) later.
         let plan = try MemoryPlan.make(models: modelArgs, context: ctx, parallel: parallel, threads: threads, adapters: [], memory: nil)
         guard plan.fits else { throw MemoryPlan.DoesNotFit(plan: plan) }
+        // A policy or database problem refuses to start before anything is loaded.
+        let auditLog = try ServeCommand.openAudit(a, console: console)
 
         // SIGINT/SIGTERM are blocked in this thread before any other thread exists (threads
         // inherit the mask), so they stay pending for the dispatch signal source (a signalfd on
@@ -89,7 +91,8 @@ struct ServeCommand: Command {
 
         let registry = ModelRegistry()
         let api = API(models: registry, version: StewardCLI.version)
-        let retention = try ServeCommand.setUpAudit(api, a, console: console)
+        api.audit = auditLog
+        let retention = try auditLog.flatMap { try ServeCommand.startRetention($0, console: console) }
         let server = HTTPServer(host: host, port: port, maxBodyBytes: maxBody) { api.handle($0) }
         try server.start()
         console.out("steward serve: listening on \(server.url) (loading \(ids.joined(separator: ", ")); /health says when ready)\n")
@@ -124,8 +127,8 @@ struct ServeCommand: Command {
     }
 
     /// The audit log (default on, prompts not logged) at $STEWARD_HOME/steward.db, per the
-    /// policy's "audit" section; retention is applied at start and then hourly.
-    static func setUpAudit(_ api: API, _ a: ParsedArguments, console: Console) throws -> DispatchSourceTimer? {
+    /// policy's "audit" section; nil with --no-audit or `audit.enabled: false` (warned).
+    static func openAudit(_ a: ParsedArguments, console: Console) throws -> AuditLog? {
         if a.flag("--no-audit") {
             console.err("steward serve: WARNING: --no-audit: requests and usage are NOT recorded; there will be no audit trail for this run\n")
             return nil
@@ -140,10 +143,14 @@ struct ServeCommand: Command {
         // The redactor for prompts "redacted" comes from moderation; until it is connected that
         // mode refuses to start (AuditError.redactorMissing) rather than log raw text.
         let log = try AuditLog(storage: storage, policy: policy, redactor: nil, usage: try UsageLedger(storage: storage))
-        api.audit = log
         try log.startBackgroundCheckpoints()
         console.out("steward serve: audit log at \(storage.path) (prompts: \(policy.prompts.rawValue)\(policy.durable ? ", durable" : "")\(policy.retentionDays.map { ", retention \($0) days" } ?? ""))\n")
-        guard policy.retentionDays != nil else { return nil }
+        return log
+    }
+
+    /// Applies audit.retention_days now and then hourly (signed checkpoints with the audit key).
+    static func startRetention(_ log: AuditLog, console: Console) throws -> DispatchSourceTimer? {
+        guard log.policy.retentionDays != nil else { return nil }
         let key = try AuditLog.signingKey()
         let timer = DispatchSource.makeTimerSource(queue: .global(qos: .utility))
         timer.schedule(deadline: .now(), repeating: 3600)

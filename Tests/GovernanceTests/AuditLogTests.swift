@@ -286,6 +286,21 @@ final class AuditLogTests: XCTestCase {
         XCTAssertEqual(try AuditPolicy.load(policyFile: file.path), AuditPolicy(prompts: .full, retentionDays: 7))
     }
 
+    func testDurablePolicySyncsEveryCommit() throws {
+        let (s, _) = try open(AuditPolicy(durable: true))
+        XCTAssertEqual(try s.query("PRAGMA synchronous").first?["synchronous"]?.int, 2, "FULL")
+        let (s2, _) = try open2()
+        XCTAssertEqual(try s2.query("PRAGMA synchronous").first?["synchronous"]?.int, 1, "NORMAL")
+        XCTAssertEqual(try s2.query("PRAGMA journal_mode").first?["journal_mode"]?.string, "wal")
+    }
+
+    func testRecorderSeam() throws {
+        let (_, log) = try open()
+        let recorder: AdminActionRecorder = log
+        try recorder.recordAdmin(action: "models.remove", keyID: "key_1", target: "m", details: [:])
+        XCTAssertEqual(try log.tail(1).first?.action, "models.remove")
+    }
+
     func testRetentionFromPolicy() throws {
         let (_, log) = try open(AuditPolicy(retentionDays: 1))
         try log.recordRequest(request(1))

@@ -119,6 +119,21 @@ final class AuditCommandTests: XCTestCase {
         XCTAssertTrue(r.out.contains("governance overhead:"), r.out)
     }
 
+    /// serve refuses to start (before loading anything) on an audit policy it cannot honour.
+    func testServeRefusesBadAuditPolicy() throws {
+        let model = try TestPaths.model("smollm2-135m-instruct")
+        let policy = dir.appendingPathComponent("policy.json")
+        try Data(#"{"audit": {"prompts": "redacted"}}"#.utf8).write(to: policy)
+        var r = steward(["serve", "--model", model, "--policy", policy.path])
+        XCTAssertEqual(r.code, 1)
+        XCTAssertTrue(r.err.contains("no redactor"), r.err)
+        XCTAssertFalse(r.err.contains("listening"), r.err)
+        try Data(#"{"audit": {"prompt": "full"}}"#.utf8).write(to: policy)
+        r = steward(["serve", "--model", model, "--policy", policy.path])
+        XCTAssertEqual(r.code, 1)
+        XCTAssertTrue(r.err.contains("unknown key 'prompt' in the \"audit\" section"), r.err)
+    }
+
     // MARK: kill -9 durability
 
     /// The built `steward` next to this test bundle.
