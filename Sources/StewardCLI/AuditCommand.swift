@@ -65,7 +65,7 @@ struct AuditCommand: Command {
         let range = v.firstSeq.map { "seq \($0)…\(v.lastSeq ?? $0)" } ?? "empty"
         let cp = v.checkpointSeq.map { ", starting from the signed checkpoint at seq \($0)" } ?? ""
         if v.ok {
-            console.out("audit log OK: \(v.recordsChecked) records (\(range))\(cp); the hash chain is intact\n")
+            console.out("audit log OK: \(v.recordsChecked) record\(v.recordsChecked == 1 ? "" : "s") (\(range))\(cp); the hash chain is intact\n")
             return ExitCode.ok
         }
         console.out("audit log FAILED verification: \(v.problems.count) problem\(v.problems.count == 1 ? "" : "s") in \(v.recordsChecked) records (\(range))\(cp)\n")
