@@ -1,5 +1,6 @@
 import Foundation
 import Generation
+import Governance
 import Tokenization
 import Templates
 
@@ -92,10 +93,53 @@ public final class API: @unchecked Sendable {
         router.add("GET", "/", .plain) { _ in WebPage.response() }
     }
 
+    /// The audit log: every request handled here is recorded in it, with its usage (nil: none).
+    /// Set before serving.
+    public var audit: AuditLog?
+
     public func handle(_ request: HTTPRequest) -> HTTPResponse {
-        let (label, response) = router.route(request)
+        let context = request.context
+        if let audit, audit.policy.prompts != .none { context.captureText = true }
+        let (label, routed) = router.route(request)
+        var response = routed
+        response.headers.append(("X-Request-Id", context.id))
+        if let audit {
+            // Recorded before the transport has the response (durable once answered); a stream
+            // when it ends, before its last frame is queued.
+            switch response.body {
+            case .bytes:
+                do {
+                    try audit.recordRequest(auditInfo(request, status: response.status))
+                } catch {
+                    // Fail closed: an answer that cannot be audited is not given.
+                    auditFailed(error)
+                    response = APIError(status: 503, message: "the audit log could not be written, so the request was not answered; the operator should check the disk and $STEWARD_HOME",
+                                        type: "server_error", code: "audit_unavailable").response(Router.flavor(for: request.path))
+                    response.headers.append(("X-Request-Id", context.id))
+                }
+            case let .stream(pipe):
+                let status = response.status
+                pipe.onFinish { [weak self] in
+                    guard let self else { return }
+                    if let f = pipe.failure { context.error = f } else if pipe.isCancelled { context.error = "cancelled" }
+                    do { try audit.recordRequest(self.auditInfo(request, status: status)) } catch { self.auditFailed(error) }
+                }
+            }
+        }
         metrics.record(route: label, status: response.status)
         return response
+    }
+
+    func auditInfo(_ r: HTTPRequest, status: Int) -> AuditRequestInfo {
+        let c = r.context
+        return AuditRequestInfo(requestID: c.id, keyID: c.keyID, route: String(r.path.prefix(256)), method: r.method, model: c.model,
+                                adapter: c.adapter, status: status, tokensIn: c.promptTokens, tokensOut: c.completionTokens,
+                                latencySeconds: Date().timeIntervalSince(c.started), moderation: c.moderation, overrides: c.overrides,
+                                prompt: c.prompt, completion: c.completion, error: c.error)
+    }
+
+    private func auditFailed(_ error: Error) {
+        FileHandle.standardError.write(Data("steward serve: audit log write failed: \(error)\n".utf8))
     }
 
     /// Cancels in-flight generations (each stops at its next token) and refuses new ones.
@@ -277,7 +321,7 @@ public final class API: @unchecked Sendable {
         let thread = Thread {
             do { try work(pipe) } catch {
                 let e = APIError.from(error)
-                if pipe.hasWritten { pipe.write(errorFrame(e)) } else { failure.set(e) }
+                if pipe.hasWritten { pipe.failure = e.code ?? e.type; pipe.write(errorFrame(e)) } else { failure.set(e) }
             }
             pipe.close()
         }

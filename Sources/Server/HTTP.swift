@@ -67,6 +67,29 @@ public final class RequestContext: @unchecked Sendable {
     public func addTokens(prompt: Int, completion: Int) {
         locked { _promptTokens += prompt; _completionTokens += completion }
     }
+
+    // Prompt and completion text, kept only when the audit policy logs them (hash, redacted,
+    // full): with `captureText` false the handlers' text is never even built.
+    private var _captureText = false
+    private var _prompt: String?
+    private var _completion: String?
+    private var _error: String?
+    public var captureText: Bool { get { locked { _captureText } } set { locked { _captureText = newValue } } }
+    public var prompt: String? { locked { _prompt } }
+    public var completion: String? { locked { _completion } }
+    public func capturePrompt(_ text: @autoclosure () -> String) {
+        guard captureText else { return }
+        let t = text()
+        locked { _prompt = t }
+    }
+    /// Appends a choice's generated text (choices are separated by a blank line).
+    public func captureCompletion(_ text: @autoclosure () -> String) {
+        guard captureText else { return }
+        let t = text()
+        locked { _completion = _completion.map { $0 + "\n\n" + t } ?? t }
+    }
+    /// How the request ended when not normally (a stream's in-band error code, "cancelled").
+    public var error: String? { get { locked { _error } } set { locked { _error = newValue } } }
 }
 
 public struct HTTPResponse: Sendable {
@@ -146,12 +169,52 @@ public final class ChunkPipe: @unchecked Sendable {
 
     /// The producer is done.
     public func close() {
+        runFinishHook()
         cond.lock(); closed = true; cond.broadcast(); cond.unlock()
+    }
+
+    // The audit log records a stream when it ends and before its last frame can reach the
+    // client: `finish(_:)` runs the hook, then queues the last frame and closes. The hook runs
+    // exactly once, on whichever side comes second (the API sets it after the handler returned;
+    // a fast producer may have finished already, and then the API runs it before the transport
+    // has the response at all).
+    private var finishHook: (@Sendable () -> Void)?
+    private var producerDone = false
+
+    /// Sets the hook run once when the producer finishes (or now, if it already has).
+    public func onFinish(_ hook: @escaping @Sendable () -> Void) {
+        cond.lock()
+        if producerDone { cond.unlock(); hook(); return }
+        finishHook = hook
+        cond.unlock()
+    }
+
+    /// Ends the stream with `last` (e.g. "data: [DONE]"): the finish hook runs before it is queued.
+    public func finish(_ last: String) {
+        runFinishHook()
+        write(last)
+        close()
+    }
+
+    private func runFinishHook() {
+        cond.lock()
+        let hook = finishHook
+        finishHook = nil
+        producerDone = true
+        cond.unlock()
+        hook?()
     }
 
     /// The consumer is gone: drop what is queued and make further writes fail.
     public func cancel() {
         cond.lock(); cancelled = true; closed = true; chunks = []; cond.broadcast(); cond.unlock()
+    }
+
+    private var _failure: String?
+    /// Set when the stream ended with an in-band error frame (its code), for the audit log.
+    public var failure: String? {
+        get { cond.lock(); defer { cond.unlock() }; return _failure }
+        set { cond.lock(); _failure = newValue; cond.unlock() }
     }
 
     /// True once the producer has written something.

@@ -81,6 +81,7 @@ extension API {
         let req = try decode(Ollama.GenerateRequest.self, r)
         let m = try decoder(req.model)
         let grammar = try ollamaGrammar(r, format: req.format)
+        r.context.model = m.id
         if let i = req.images, !i.isEmpty { throw APIError.invalid("'images' are not supported: this is a text model", param: "images") }
         if let s = req.suffix, !s.isEmpty { throw APIError.invalid("'suffix' is not supported", param: "suffix") }
         if let t = req.template, !t.isEmpty { throw APIError.invalid("'template' overrides are not supported; use raw with a prompt you format", param: "template") }
@@ -89,6 +90,7 @@ extension API {
             // Ollama's "load the model" call: nothing to generate.
             return .json(Ollama.GenerateResponse(model: m.id, created_at: API.rfc3339(), response: "", done: true, done_reason: "load"))
         }
+        r.context.capturePrompt((req.system.map { "system: \($0)\n" } ?? "") + text)
         let prompt: [Int32]
         if req.raw == true {
             if req.system != nil { throw APIError.invalid("'system' needs the chat template; drop it or drop raw", param: "system") }
@@ -110,27 +112,27 @@ extension API {
                                     prompt_eval_count: res.promptTokens, prompt_eval_duration: API.nanoseconds(res.promptSeconds),
                                     eval_count: res.tokens.count, eval_duration: API.nanoseconds(res.generateSeconds))
         }
-        return try ollamaRespond(m, prompt, gr, stream: req.stream ?? true,
+        return try ollamaRespond(m, prompt, gr, stream: req.stream ?? true, context: r.context,
                                  piece: { Ollama.GenerateResponse(model: m.id, created_at: API.rfc3339(), response: $0, done: false) },
                                  final: { final($0, text: $1) })
     }
 
     /// An Ollama generation as NDJSON pieces then a final object (streamed), or the final object
     /// alone: `piece` wraps a chunk of text, `final` the result (with the text when not streamed).
-    private func ollamaRespond<T: Encodable>(_ m: ServedModel, _ prompt: [Int32], _ gr: GenerationRequest, stream: Bool,
+    private func ollamaRespond<T: Encodable>(_ m: ServedModel, _ prompt: [Int32], _ gr: GenerationRequest, stream: Bool, context: RequestContext,
                                              piece: @escaping @Sendable (String) -> T,
                                              final: @escaping @Sendable (GenerationResult, String) -> T) throws -> HTTPResponse {
         if stream {
             return streamed(contentType: "application/x-ndjson", flavor: .ollama, errorFrame: { ndjson(Ollama.ErrorResponse(error: $0.message)) }) { [unowned self] pipe in
-                let res = try self.run(m, prompt, gr, choice: 0) { c in
+                let res = try self.run(m, prompt, gr, choice: 0, context: context) { c in
                     if c.text.isEmpty { return true }
                     return pipe.write(ndjson(piece(c.text)))
                 }
                 if res.finishReason == .cancelled { return }
-                pipe.write(ndjson(final(res, "")))
+                pipe.finish(ndjson(final(res, "")))
             }
         }
-        let res = try run(m, prompt, gr, choice: 0) { _ in true }
+        let res = try run(m, prompt, gr, choice: 0, context: context) { _ in true }
         return .json(final(res, res.text))
     }
 
@@ -140,6 +142,7 @@ extension API {
         let req = try decode(Ollama.ChatRequest.self, r)
         let m = try decoder(req.model)
         let grammar = try ollamaGrammar(r, format: req.format)
+        r.context.model = m.id
         let raw = req.messages ?? []
         guard !raw.isEmpty else {
             return .json(Ollama.ChatResponse(model: m.id, created_at: API.rfc3339(), message: Ollama.Message(role: "assistant", content: ""),
@@ -157,6 +160,7 @@ extension API {
             let calls = try ChatTurn.readToolCalls(i < orderedMessages.count ? orderedMessages[i]["tool_calls"] : nil, message: i)
             turns.append(ChatTurn(role: msg.role, content: msg.content, toolCalls: calls, toolCallID: nil, name: msg.tool_name))
         }
+        r.context.capturePrompt(turns.map { "\($0.role): \($0.content ?? "")" }.joined(separator: "\n"))
         let prompt = try chatPrompt(m, turns, tools, param: "messages")
         var gr = try ollamaRequest(req.options, m, promptTokens: prompt.count)
         gr.grammar = grammar
@@ -176,7 +180,7 @@ extension API {
                                 eval_count: res.tokens.count, eval_duration: API.nanoseconds(res.generateSeconds))
         }
         guard tools.active else {
-            return try ollamaRespond(m, prompt, gr, stream: req.stream ?? true,
+            return try ollamaRespond(m, prompt, gr, stream: req.stream ?? true, context: r.context,
                                      piece: { Ollama.ChatResponse(model: m.id, created_at: API.rfc3339(),
                                                                   message: Ollama.Message(role: "assistant", content: $0), done: false) },
                                      final: { final($0, text: $1) })
@@ -201,15 +205,15 @@ extension API {
                     }
                     return ok
                 }
-                let res = try self.run(m, prompt, request, choice: 0) { c in
+                let res = try self.run(m, prompt, request, choice: 0, context: r.context) { c in
                     c.text.isEmpty ? true : write(filter.feed(c.text))
                 }
                 if res.finishReason == .cancelled { return }
                 _ = write(filter.finish())
-                pipe.write(ndjson(final(res, text: "")))
+                pipe.finish(ndjson(final(res, text: "")))
             }
         }
-        let res = try run(m, prompt, gr, choice: 0) { _ in true }
+        let res = try run(m, prompt, gr, choice: 0, context: r.context) { _ in true }
         var out = final(res, text: res.text)
         let (content, calls) = ToolCallParser.parse(res.text, format: tools.format, names: Set(tools.callable.map(\.name)))
         if !calls.isEmpty { out.message = Ollama.Message(role: "assistant", content: content ?? "", tool_calls: ollamaCalls(calls)) }
@@ -224,8 +228,11 @@ extension API {
         guard let input = req.input else { throw APIError.missing("input") }
         let texts = input.values
         guard !texts.isEmpty else { throw APIError.invalid("'input' must hold at least one text", param: "input") }
+        r.context.model = e.id
+        r.context.capturePrompt(texts.joined(separator: "\n"))
         let t0 = Date()
         let (vectors, tokens) = try e.embed(texts)
+        r.context.addTokens(prompt: tokens, completion: 0)
         return .json(Ollama.EmbedResponse(model: e.id, embeddings: vectors, total_duration: API.nanoseconds(Date().timeIntervalSince(t0)),
                                           load_duration: 0, prompt_eval_count: tokens))
     }

@@ -45,6 +45,7 @@ extension API {
         let req = try decode(OpenAI.ChatCompletionRequest.self, r)
         let m = try decoder(req.model)
         let grammar = try openAIGrammar(r, responseFormat: req.response_format, grammar: req.grammar)
+        r.context.model = m.id
         guard let raw = req.messages else { throw APIError.missing("messages") }
         guard !raw.isEmpty else { throw APIError.invalid("'messages' must hold at least one message", param: "messages", code: "invalid_value") }
         let ordered = try orderedRequest(r)
@@ -78,6 +79,7 @@ extension API {
             }
             turns.append(ChatTurn(role: msg.role, content: text, toolCalls: calls, toolCallID: msg.tool_call_id, name: msg.name))
         }
+        r.context.capturePrompt(turns.map { "\($0.role): \($0.content ?? "")" }.joined(separator: "\n"))
         let n = try choices(req.n)
         if req.top_logprobs != nil && req.logprobs != true {
             throw APIError.invalid("'top_logprobs' needs 'logprobs': true", param: "top_logprobs", code: "invalid_value")
@@ -140,7 +142,7 @@ extension API {
                         }
                         return ok
                     }
-                    let result = try self.run(m, prompt, request, choice: i) { c in
+                    let result = try self.run(m, prompt, request, choice: i, context: r.context) { c in
                         var ok = true
                         if !started.get() {
                             started.set(true)
@@ -166,14 +168,14 @@ extension API {
                     pipe.write(sse(OpenAI.ChatCompletionChunk(id: id, object: "chat.completion.chunk", created: created, model: m.id,
                                                               choices: [], usage: OpenAI.Usage(prompt: prompt.count, completion: completionTokens))))
                 }
-                pipe.write("data: [DONE]\n\n")
+                pipe.finish("data: [DONE]\n\n")
             }
         }
 
         var out: [OpenAI.ChatChoice] = []
         var completionTokens = 0
         for i in 0..<n {
-            let result = try run(m, prompt, gr, choice: i) { _ in true }
+            let result = try run(m, prompt, gr, choice: i, context: r.context) { _ in true }
             completionTokens += result.tokens.count
             let lp = req.logprobs == true ? OpenAI.ChatLogprobs(content: result.logprobs.map { API.chatEntry($0, tok) }) : nil
             var message = OpenAI.AssistantMessage(role: "assistant", content: result.text)
@@ -203,13 +205,16 @@ extension API {
 
     /// Runs one choice. Choice i > 0 with a seed uses seed + i, so choices differ but the whole
     /// response is reproducible.
-    func run(_ m: ServedModel, _ prompt: [Int32], _ gr: GenerationRequest, choice i: Int,
+    func run(_ m: ServedModel, _ prompt: [Int32], _ gr: GenerationRequest, choice i: Int, context: RequestContext? = nil,
              onChunk: @escaping @Sendable (GeneratedChunk) -> Bool) throws -> GenerationResult {
         var g = gr
         if i > 0, let s = g.sampling.seed { g.sampling.seed = s &+ UInt64(i) }
         let timed = metrics.timing(model: m.id, start: Date(), chunkHandler(onChunk))
         let result = try m.engine.generate(prompt: prompt, g, onChunk: timed)
         metrics.tokens(model: m.id, prompt: prompt.count, generated: result.tokens.count)
+        // The prompt is processed once per choice but billed once, as OpenAI's usage counts it.
+        context?.addTokens(prompt: i == 0 ? prompt.count : 0, completion: result.tokens.count)
+        context?.captureCompletion(result.text)
         return result
     }
 
@@ -224,6 +229,7 @@ extension API {
     func completions(_ r: HTTPRequest) throws -> HTTPResponse {
         let req = try decode(OpenAI.CompletionRequest.self, r)
         let m = try decoder(req.model)
+        r.context.model = m.id
         let text: String
         switch req.prompt {
         case nil: throw APIError.missing("prompt")
@@ -246,6 +252,7 @@ extension API {
         }
         let grammar = try openAIGrammar(r, responseFormat: req.response_format, grammar: req.grammar)
         let tok = m.tokenizer
+        r.context.capturePrompt(text)
         let prompt = tok.encode(text, addBOS: nil, parseSpecial: true)
         guard !prompt.isEmpty else { throw APIError.invalid(GenerationError.emptyPrompt.description, param: "prompt", code: "invalid_value") }
         var knobs = Knobs()
@@ -280,7 +287,7 @@ extension API {
                 for i in 0..<n {
                     let offset = LockedValue(promptChars)
                     let echoed = LockedValue(!echo)
-                    let result = try self.run(m, prompt, request, choice: i) { c in
+                    let result = try self.run(m, prompt, request, choice: i, context: r.context) { c in
                         if !echoed.get() {
                             // The prompt goes first; its scores are known only at the end (non-streamed).
                             echoed.set(true)
@@ -304,14 +311,14 @@ extension API {
                     pipe.write(sse(OpenAI.Completion(id: id, object: "text_completion", created: created, model: m.id, choices: [],
                                                      usage: OpenAI.Usage(prompt: prompt.count, completion: completionTokens))))
                 }
-                pipe.write("data: [DONE]\n\n")
+                pipe.finish("data: [DONE]\n\n")
             }
         }
 
         var out: [OpenAI.CompletionChoice] = []
         var completionTokens = 0
         for i in 0..<n {
-            let result = try run(m, prompt, gr, choice: i) { _ in true }
+            let result = try run(m, prompt, gr, choice: i, context: r.context) { _ in true }
             completionTokens += result.tokens.count
             var lp: OpenAI.CompletionLogprobs?
             if gr.logprobs != nil {
@@ -375,7 +382,10 @@ extension API {
         if let d = req.dimensions, d != e.embedder.dimension {
             throw APIError.invalid("'dimensions' must be \(e.embedder.dimension) for \(e.id) (it cannot be shortened)", param: "dimensions", code: "invalid_value")
         }
+        r.context.model = e.id
+        r.context.capturePrompt(texts.joined(separator: "\n"))
         let (vectors, tokens) = try e.embed(texts)
+        r.context.addTokens(prompt: tokens, completion: 0)
         let data = vectors.enumerated().map { i, v -> OpenAI.Embedding in
             let vec: OpenAI.EmbeddingVector
             if format == "base64" {

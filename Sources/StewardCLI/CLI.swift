@@ -1,4 +1,5 @@
 import Foundation
+import Governance
 import ModelFiles
 
 /// A `steward` subcommand: a declaration (options, help) and a body. Commands hold no logic of
@@ -31,6 +32,9 @@ public enum StewardCLI {
         ModelsCommand(),
         LicenseCommand(),
         BOMCommand(),
+        AuditCommand(),
+        UsageCommand(),
+        BenchGovernanceCommand(),
     ]
 
     static var topHelp: String {
@@ -67,6 +71,14 @@ public enum StewardCLI {
             if parsed.flag("--help") {
                 console.out(cmd.spec.helpText)
                 return ExitCode.ok
+            }
+            // State changes the Governance module makes (models added, licence overrides…) go
+            // to the audit log of the database this command uses.
+            let db = parsed.value("--db")
+            AdminAudit.setRecorder { action, keyID, target, details in
+                do { try CLIAudit.record(action: action, keyID: keyID, target: target, details: details, db: db) } catch {
+                    console.err("steward: could not record '\(action)' in the audit log: \(error)\n")
+                }
             }
             return try cmd.run(parsed, console: console)
         } catch let e as UsageError {

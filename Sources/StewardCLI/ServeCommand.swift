@@ -25,6 +25,7 @@ struct ServeCommand: Command {
             GovernanceCLI.policyOption,
             GovernanceCLI.dbOption,
             .flag("--override-license", help: "Serve models whose licence the policy denies (only when it sets licenses.allow_override; recorded)."),
+            .flag("--no-audit", help: "Do not record requests in the audit log and usage (not recommended).")
         ],
         discussion: """
         The API id of a model is its fetched name (e.g. smollm2-135m-instruct) or its file name without extension.
@@ -75,6 +76,8 @@ struct ServeCommand: Command {
         // prints for the same options, instead of failing (or swapping) later.
         let plan = try MemoryPlan.make(models: modelArgs, context: ctx, parallel: parallel, threads: threads, adapters: [], memory: nil)
         guard plan.fits else { throw MemoryPlan.DoesNotFit(plan: plan) }
+        // A policy or database problem refuses to start before anything is loaded.
+        let auditLog = try ServeCommand.openAudit(a, console: console)
 
         // SIGINT/SIGTERM are blocked in this thread before any other thread exists (threads
         // inherit the mask), so they stay pending for the dispatch signal source (a signalfd on
@@ -98,6 +101,8 @@ struct ServeCommand: Command {
 
         let registry = ModelRegistry()
         let api = API(models: registry, version: StewardCLI.version)
+        api.audit = auditLog
+        let retention = try auditLog.flatMap { try ServeCommand.startRetention($0, console: console) }
         let server = HTTPServer(host: host, port: port, maxBodyBytes: maxBody) { api.handle($0) }
         try server.start()
         console.out("steward serve: listening on \(server.url) (loading \(ids.joined(separator: ", ")); /health says when ready)\n")
@@ -124,6 +129,7 @@ struct ServeCommand: Command {
         registry.markReady()
         console.out("steward serve: ready at \(server.url)  (OpenAI: \(server.url)/v1, Ollama: \(server.url)/api; Ctrl-C stops)\n")
         stop.wait()
+        retention?.cancel()
         console.err("steward serve: stopping (cancelling in-flight requests)\n")
         api.shutdown()
         server.stop()
@@ -152,5 +158,45 @@ struct ServeCommand: Command {
             for n in admission.notes { console.err("  \(id): \(n)\n") }
         }
         return licenses
+    }
+
+    /// The audit log (default on, prompts not logged) at $STEWARD_HOME/steward.db, per the
+    /// policy's "audit" section; nil with --no-audit or `audit.enabled: false` (warned).
+    static func openAudit(_ a: ParsedArguments, console: Console) throws -> AuditLog? {
+        if a.flag("--no-audit") {
+            console.err("steward serve: WARNING: --no-audit: requests and usage are NOT recorded; there will be no audit trail for this run\n")
+            return nil
+        }
+        let policyPath = a.value("--policy") ?? (FileManager.default.fileExists(atPath: PolicyFile.defaultPath) ? PolicyFile.defaultPath : nil)
+        let policy = try policyPath.map { p throws -> AuditPolicy in try AuditPolicy.load(policyFile: p) } ?? AuditPolicy()
+        guard policy.enabled else {
+            console.err("steward serve: WARNING: the policy switches the audit log off (audit.enabled: false): requests and usage are NOT recorded\n")
+            return nil
+        }
+        let storage = try a.value("--db").map { try SQLiteStorage(path: $0) } ?? SQLiteStorage()
+        // The redactor for prompts "redacted" comes from moderation; until it is connected that
+        // mode refuses to start (AuditError.redactorMissing) rather than log raw text.
+        let log = try AuditLog(storage: storage, policy: policy, redactor: nil, usage: try UsageLedger(storage: storage))
+        try log.startBackgroundCheckpoints()
+        console.out("steward serve: audit log at \(storage.path) (prompts: \(policy.prompts.rawValue)\(policy.durable ? ", durable" : "")\(policy.retentionDays.map { ", retention \($0) days" } ?? ""))\n")
+        return log
+    }
+
+    /// Applies audit.retention_days now and then hourly (signed checkpoints with the audit key).
+    static func startRetention(_ log: AuditLog, console: Console) throws -> DispatchSourceTimer? {
+        guard log.policy.retentionDays != nil else { return nil }
+        let key = try AuditLog.signingKey()
+        let timer = DispatchSource.makeTimerSource(queue: .global(qos: .utility))
+        timer.schedule(deadline: .now(), repeating: 3600)
+        timer.setEventHandler {
+            do {
+                let r = try log.applyRetention(key: key)
+                if r.pruned > 0 { console.err("steward serve: audit retention pruned \(r.pruned) records (checkpoint at seq \(r.checkpoint?.seq ?? 0))\n") }
+            } catch {
+                console.err("steward serve: audit retention failed: \(error)\n")
+            }
+        }
+        timer.resume()
+        return timer
     }
 }

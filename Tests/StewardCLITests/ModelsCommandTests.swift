@@ -140,6 +140,12 @@ final class ModelsCommandTests: XCTestCase {
         XCTAssertEqual(overridden.code, 0, overridden.err)
         XCTAssertTrue(overridden.err.contains("admitted because of --override-license"), overridden.err)
         XCTAssertTrue(steward(["models", "show", "nc", "--db", s.db]).out.contains("override"), "the override is recorded")
+        // …and it is an admin record in the audit log of the same database, with the add itself.
+        let audit = steward(["audit", "tail", "-n", "10", "--format", "jsonl", "--db", s.db])
+        XCTAssertEqual(audit.code, 0, audit.err)
+        XCTAssertTrue(audit.out.contains("models.add.license_override"), audit.out)
+        XCTAssertTrue(audit.out.contains("\"models.add\""), audit.out)
+        XCTAssertEqual(steward(["audit", "verify", "--db", s.db]).code, 0)
 
         // Unknown licence: refused unless the policy accepts unknown licences.
         let unknown = try s.gguf("unknown", license: nil, seed: 2)
