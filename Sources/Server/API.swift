@@ -1,5 +1,6 @@
 import Foundation
 import Generation
+import Governance
 import Tokenization
 
 /// Method + path → handler. Unknown paths are 404, known paths with another method 405.
@@ -22,14 +23,36 @@ public struct Router: Sendable {
     /// The flavor of errors for a path: Ollama's under /api/, OpenAI's elsewhere.
     public static func flavor(for path: String) -> APIFlavor { path.hasPrefix("/api/") ? .ollama : .openAI }
 
-    public func route(_ r: HTTPRequest) -> (label: String, response: HTTPResponse) {
-        // A route path ending in "/{id}" matches any one further path segment.
-        let candidates = routes.filter { route in
-            if route.path == r.path { return true }
-            guard route.path.hasSuffix("/{id}") else { return false }
-            let prefix = route.path.dropLast(4)
-            return r.path.hasPrefix(prefix) && r.path.count > prefix.count && !r.path.dropFirst(prefix.count).contains("/")
+    /// A "{id}" segment in a route path (last or in the middle, e.g. "/admin/keys/{id}/revoke")
+    /// matches any one non-empty path segment.
+    static func matches(_ pattern: String, _ path: String) -> Bool {
+        if pattern == path { return true }
+        guard pattern.contains("{id}") else { return false }
+        let p = pattern.split(separator: "/", omittingEmptySubsequences: false)
+        let s = path.split(separator: "/", omittingEmptySubsequences: false)
+        guard p.count == s.count else { return false }
+        for (a, b) in zip(p, s) where a != b {
+            if a != "{id}" || b.isEmpty { return false }
         }
+        return true
+    }
+
+    /// The path segment a route's "{id}" matched, percent-decoded.
+    public static func parameter(_ pattern: String, _ path: String) -> String? {
+        let p = pattern.split(separator: "/", omittingEmptySubsequences: false)
+        let s = path.split(separator: "/", omittingEmptySubsequences: false)
+        guard p.count == s.count, let i = p.firstIndex(of: "{id}") else { return nil }
+        let raw = String(s[i])
+        return raw.removingPercentEncoding ?? raw
+    }
+
+    /// The metrics label of a request: its route's path, or "unknown".
+    public func label(_ r: HTTPRequest) -> String {
+        routes.first { Router.matches($0.path, r.path) }?.path ?? "unknown"
+    }
+
+    public func route(_ r: HTTPRequest) -> (label: String, response: HTTPResponse) {
+        let candidates = routes.filter { Router.matches($0.path, r.path) }
         let label = candidates.first?.path ?? r.path
         let flavor = candidates.first?.flavor ?? Router.flavor(for: r.path)
         if let limit = r.bodyLimit {
@@ -67,6 +90,8 @@ public final class API: @unchecked Sendable {
     private var router = Router()
     private let stateLock = NSLock()
     private var stopping = false
+    /// Keys, scopes, limits and the kill switch (see `AccessGate`); nil: every route open.
+    public var access: AccessGate?
 
     public init(models: ModelRegistry, version: String) {
         self.models = models
@@ -89,10 +114,20 @@ public final class API: @unchecked Sendable {
                          body: .bytes(Data(self.metrics.exposition(models: self.models.models).utf8)))
         }
         router.add("GET", "/", .plain) { _ in WebPage.response() }
+        addAdminRoutes(&router)
     }
 
     public func handle(_ request: HTTPRequest) -> HTTPResponse {
-        let (label, response) = router.route(request)
+        var key: KeyRecord?
+        if let gate = access {
+            let (refusal, k) = gate.admit(request)
+            if let refusal {
+                metrics.record(route: router.label(request), status: refusal.status)
+                return refusal
+            }
+            key = k
+        }
+        let (label, response) = RequestScope.with(RequestScope(context: request.context, key: key)) { router.route(request) }
         metrics.record(route: label, status: response.status)
         return response
     }
@@ -250,8 +285,9 @@ public final class API: @unchecked Sendable {
                   work: @escaping @Sendable (ChunkPipe) throws -> Void) -> HTTPResponse {
         let pipe = ChunkPipe()
         let failure = LockedValue<APIError?>(nil)
+        let scope = RequestScope.current
         let thread = Thread {
-            do { try work(pipe) } catch {
+            do { try RequestScope.with(scope) { try work(pipe) } } catch {
                 let e = APIError.from(error)
                 if pipe.hasWritten { pipe.write(errorFrame(e)) } else { failure.set(e) }
             }

@@ -28,6 +28,9 @@ public enum StewardCLI {
         TokenizerBenchCommand(),
         ServeCommand(),
         PlanCommand(),
+        KeysCommand(),
+        KillSwitchCommand(),
+        DoctorCommand(),
     ]
 
     static var topHelp: String {

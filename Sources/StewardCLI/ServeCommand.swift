@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Dispatch
 import Foundation
+import Governance
 import Server
 
 struct ServeCommand: Command {
@@ -20,11 +21,16 @@ struct ServeCommand: Command {
             .value("--max-body", valueName: "BYTES", help: "Largest request body accepted (default 1048576)."),
             .value("--max-queue", valueName: "N", help: "Requests that may wait per model before 429 (default 64)."),
             .repeated("--template", valueName: "[MODEL=]NAME|FILE", help: "Chat template for a model without one (built-ins: chatml, gemma) or a .jinja file; without MODEL= it applies to every model."),
+            .flag("--insecure-no-auth", help: "Allow a non-loopback --host while no API key exists (anyone who can connect may use the server)."),
+            .value("--tls-cert", valueName: "FILE", help: "Serve HTTPS with this PEM certificate (chain); needs --tls-key."),
+            .value("--tls-key", valueName: "FILE", help: "The PEM private key for --tls-cert."),
         ],
         discussion: """
         The API id of a model is its fetched name (e.g. smollm2-135m-instruct) or its file name without extension.
         Endpoints: /v1/models, /v1/chat/completions, /v1/completions, /v1/embeddings, /api/tags, /api/show,
-        /api/generate, /api/chat, /api/embed, /api/ps, /api/version, /health. Stops on SIGINT/SIGTERM.
+        /api/generate, /api/chat, /api/embed, /api/ps, /api/version, /health, /admin/*. Stops on SIGINT/SIGTERM.
+        Once an API key exists (steward keys create), every route but /health needs Authorization: Bearer KEY.
+        A --host other than loopback is refused while no key exists, unless --insecure-no-auth.
         """
     )
 
@@ -53,6 +59,38 @@ struct ServeCommand: Command {
                 templateForAll = t
             }
         }
+        // Access control before anything is loaded: a server reachable from other machines
+        // without keys is refused (or loudly allowed with --insecure-no-auth).
+        let gate = try AccessGate(storage: SQLiteStorage())
+        let snapshot = try gate.refresh()
+        let loopback = ServeCommand.isLoopback(host)
+        if !loopback && !snapshot.requiresKeys {
+            guard a.flag("--insecure-no-auth") else {
+                throw UsageError("--host \(host) would let other machines use this server, and no API key exists: create one first (steward keys create --name NAME), bind 127.0.0.1, or pass --insecure-no-auth to serve without authentication")
+            }
+            console.err("""
+                steward serve: WARNING: --insecure-no-auth: listening on \(host) WITHOUT AUTHENTICATION.
+                steward serve: WARNING: anyone who can reach this address can use every model. Create a key (steward keys create) to turn authentication on.
+
+                """)
+        } else if a.flag("--insecure-no-auth") {
+            console.err("steward serve: note: --insecure-no-auth has no effect: \(snapshot.requiresKeys ? "API keys exist, so every request needs one" : "the host is loopback")\n")
+        }
+        var tls: (certificate: String, key: String)?
+        switch (a.value("--tls-cert"), a.value("--tls-key")) {
+        case (nil, nil): break
+        case let (cert?, key?):
+            guard HTTPServer.supportsTLS else { throw HTTPServerError.noTLS }
+            guard let c = FileManager.default.contents(atPath: cert).map({ String(decoding: $0, as: UTF8.self) }) else { throw UsageError("cannot read --tls-cert \(cert)") }
+            guard let k = FileManager.default.contents(atPath: key).map({ String(decoding: $0, as: UTF8.self) }) else { throw UsageError("cannot read --tls-key \(key)") }
+            tls = (c, k)
+        default:
+            throw UsageError("--tls-cert and --tls-key go together")
+        }
+        if !loopback && tls == nil && snapshot.requiresKeys {
+            console.err("steward serve: warning: \(host) without TLS: API keys and prompts cross the network in clear text (use --tls-cert/--tls-key or a TLS proxy)\n")
+        }
+
         let ids = modelArgs.map(ModelLoader.modelID(for:))
         if Set(ids).count != ids.count { throw UsageError("two --model arguments have the same id (\(ids.joined(separator: ", "))); rename one file") }
         for key in templates.keys where !modelArgs.contains(key) && !ids.contains(key) {
@@ -86,8 +124,12 @@ struct ServeCommand: Command {
 
         let registry = ModelRegistry()
         let api = API(models: registry, version: StewardCLI.version)
-        let server = HTTPServer(host: host, port: port, maxBodyBytes: maxBody) { api.handle($0) }
+        api.access = gate
+        let server = HTTPServer(host: host, port: port, maxBodyBytes: maxBody, tls: tls) { api.handle($0) }
         try server.start()
+        if !snapshot.requiresKeys {
+            console.out("steward serve: no API keys exist: requests need no key (steward keys create turns authentication on)\n")
+        }
         console.out("steward serve: listening on \(server.url) (loading \(ids.joined(separator: ", ")); /health says when ready)\n")
         do {
             for (arg, id) in zip(modelArgs, ids) {
@@ -117,4 +159,7 @@ struct ServeCommand: Command {
         console.err("steward serve: stopped\n")
         return ExitCode.ok
     }
+
+    /// 127.0.0.0/8 and "localhost": only this machine can connect.
+    static func isLoopback(_ host: String) -> Bool { host == "localhost" || host.hasPrefix("127.") }
 }
