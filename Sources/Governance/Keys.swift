@@ -1,3 +1,4 @@
+import CCrypto
 import Foundation
 
 /// What an API key may do. Each scope opens a family of routes (see the server's access gate):
@@ -52,6 +53,13 @@ public struct KeyRecord: Sendable, Equatable, Codable {
     public var created: Date
     public var lastUsed: Date?
     public var revoked: Date?
+
+    public init(id: String, name: String, scopes: [KeyScope], models: [String]?, rpm: Int?, tpm: Int?, dailyTokens: Int?,
+                expires: Date?, moderationPolicy: String?, created: Date, lastUsed: Date?, revoked: Date?) {
+        self.id = id; self.name = name; self.scopes = scopes; self.models = models
+        self.rpm = rpm; self.tpm = tpm; self.dailyTokens = dailyTokens; self.expires = expires
+        self.moderationPolicy = moderationPolicy; self.created = created; self.lastUsed = lastUsed; self.revoked = revoked
+    }
 
     public func state(at now: Date = Date()) -> KeyState {
         if revoked != nil { return .revoked }
@@ -182,6 +190,8 @@ public final class KeyStore: @unchecked Sendable {
         if let m = k.models, m.isEmpty || m.contains(where: \.isEmpty) { throw .invalid("--models needs model ids, or * for every model") }
         if let e = k.expires, e <= now { throw .invalid("--expires is in the past") }
         let secret = try KeyStore.newSecret()
+        // The date as the database will give it back (seconds since 1970 as a double).
+        let now = Date(timeIntervalSince1970: now.timeIntervalSince1970)
         var record = KeyRecord(id: "", name: name, scopes: k.scopes.sorted(), models: k.models, rpm: k.rpm, tpm: k.tpm,
                                dailyTokens: k.dailyTokens, expires: k.expires, moderationPolicy: k.moderationPolicy,
                                created: now, lastUsed: nil, revoked: nil)
@@ -382,7 +392,20 @@ public final class KeyStore: @unchecked Sendable {
     }
 
     /// SHA-256 of the secret, as the bytes of its lowercase hex (what is stored and compared).
-    static func hash(_ secret: String) -> Data { Data(Secrets.sha256Hex(Data(secret.utf8)).utf8) }
+    /// (Same bytes as `Secrets.sha256Hex`, without its per-byte String formatting: this runs on
+    /// every request.)
+    static func hash(_ secret: String) -> Data {
+        var digest = [UInt8](repeating: 0, count: Int(SHA256_DIGEST_LENGTH))
+        var s = secret
+        s.withUTF8 { buf in _ = SHA256(buf.baseAddress, buf.count, &digest) }
+        let hexDigits = Array("0123456789abcdef".utf8)
+        var out = Data(capacity: digest.count * 2)
+        for b in digest {
+            out.append(hexDigits[Int(b >> 4)])
+            out.append(hexDigits[Int(b & 0x0f)])
+        }
+        return out
+    }
 
     static func newSecret() throws(KeyError) -> String {
         let bytes: Data
