@@ -5,11 +5,11 @@ import Governance
 /// route. `API.access` nil means none of it (in-process tests of the plain API); `steward serve`
 /// always installs one, so the kill switch works even before the first key exists.
 ///
-/// The rules: `/health` is always open. Until the store holds a key, every other route is open
+/// The rules: `/health` and the static chat page `/` are always open. Until the store holds a key, every other route is open
 /// too except `/admin/*` (which always needs an admin key: a fresh server never lets an
 /// anonymous caller mint keys). Once one key exists (in any state), every route needs
-/// `Authorization: Bearer <key>` (or HTTP Basic with the key as password, so a browser can open
-/// the chat page and /metrics): missing/unknown/revoked/expired → 401, missing scope or model →
+/// `Authorization: Bearer <key>` (or HTTP Basic with the key as password, for scrapers and
+/// browsers that only do Basic, e.g. on /metrics): missing/unknown/revoked/expired → 401, missing scope or model →
 /// 403, over a limit → 429 with Retry-After. A disabled model → 403 `model_disabled` for
 /// everybody, and running generations for it (or for a key revoked meanwhile) stop at their next
 /// token with a final error event.
@@ -45,7 +45,9 @@ public final class AccessGate: @unchecked Sendable {
 
     public static func requirement(method: String, path: String) -> Requirement {
         switch path {
-        case "/health": return .open
+        // The chat page is static (no model names, no data): it loads without a key and asks
+        // for one in its key field; every call it makes needs the key.
+        case "/health", "/": return .open
         case "/v1/chat/completions", "/api/chat": return .scope(.chat)
         case "/v1/completions", "/api/generate": return .scope(.completions)
         case "/v1/embeddings", "/api/embed": return .scope(.embeddings)
@@ -82,7 +84,7 @@ public final class AccessGate: @unchecked Sendable {
             case let .failure(message, code):
                 var r = APIError(status: 401, message: message, type: "invalid_request_error", code: code).response(flavor)
                 r.headers.append(("WWW-Authenticate", #"Bearer realm="steward""#))
-                if request.path == "/" || request.path == "/metrics" {
+                if request.path == "/metrics" {
                     // Browsers prompt for Basic credentials (any user name, the key as password).
                     r.headers.append(("WWW-Authenticate", #"Basic realm="steward", charset="UTF-8""#))
                 }

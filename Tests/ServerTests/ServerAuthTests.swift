@@ -68,7 +68,7 @@ final class ServerAuthTests: XCTestCase {
             ("POST", "/api/generate", generateBody),
             ("POST", "/api/chat", #"{"model":"\#(model.id)","messages":[{"role":"user","content":"Hi"}],"stream":false,"options":{"num_predict":2}}"#),
             ("POST", "/api/embed", #"{"model":"\#(e)","input":"hi"}"#),
-            ("GET", "/api/ps", nil), ("GET", "/api/version", nil), ("GET", "/metrics", nil), ("GET", "/", nil),
+            ("GET", "/api/ps", nil), ("GET", "/api/version", nil), ("GET", "/metrics", nil),
             ("GET", "/admin/status", nil), ("GET", "/admin/keys", nil), ("POST", "/admin/keys", #"{"name":"x"}"#),
             ("POST", "/admin/keys/0123456789ab/revoke", nil), ("POST", "/admin/models/\(model.id)/disable", nil),
             ("GET", "/nope", nil),
@@ -87,6 +87,9 @@ final class ServerAuthTests: XCTestCase {
     func testEveryRouteButHealthNeedsAKeyOnceOneExists() throws {
         let (_, key) = try newKey("first", { $0.scopes = [.chat] })
         XCTAssertEqual(call("GET", "/health").status, 200, "/health stays open")
+        let page = call("GET", "/")
+        XCTAssertEqual(page.status, 200, "the static chat page stays open; its calls need the key")
+        XCTAssertTrue(String(decoding: page.collectBody(), as: UTF8.self).contains("id=\"api-key\""))
         for (method, path, body) in routes {
             for auth in [nil, "Bearer", "Bearer sk-stw-0123456789ab-" + String(repeating: "A", count: 43), "Basic Zm9vOg==", "Token " + key] {
                 let r = call(method, path, body, headers: auth.map { ["Authorization": $0] } ?? [:])
@@ -100,10 +103,9 @@ final class ServerAuthTests: XCTestCase {
                 }
             }
         }
-        // A browser opening the page or /metrics is asked for Basic credentials (the key as password).
-        XCTAssertTrue(call("GET", "/").headers.contains { $0.0 == "WWW-Authenticate" && $0.1.hasPrefix("Basic") })
+        // A browser or scraper opening /metrics is asked for Basic credentials (the key as password).
+        XCTAssertTrue(call("GET", "/metrics").headers.contains { $0.0 == "WWW-Authenticate" && $0.1.hasPrefix("Basic") })
         let basic = "Basic " + Data("me:\(key)".utf8).base64EncodedString()
-        XCTAssertEqual(call("GET", "/", headers: ["Authorization": basic]).status, 200)
         XCTAssertEqual(call("GET", "/metrics", headers: ["Authorization": basic]).status, 200)
         XCTAssertEqual(call("GET", "/api/tags", key: key).status, 200)
         XCTAssertEqual(call("POST", "/v1/chat/completions", chatBody, key: key).status, 200)
@@ -330,6 +332,34 @@ final class ServerAuthTests: XCTestCase {
         // A key file that is not a key is refused with a clear error.
         let bad = HTTPServer(host: "127.0.0.1", port: 0, tls: (try String(contentsOfFile: cert, encoding: .utf8), "not a key")) { a.handle($0) }
         XCTAssertThrowsError(try bad.start()) { XCTAssertTrue("\($0)".contains("private key"), "\($0)") }
+    }
+
+    /// The chat page against a keyed server in headless Chromium: without a key it says why it
+    /// cannot list models; with the key typed in its field, it lists them and chats.
+    func testChatPageKeyField() throws {
+        guard HeadlessChromium.executable() != nil else { throw XCTSkip("chromium is not installed (make deps)") }
+        let (_, key) = try newKey("browser", { $0.scopes = [.chat] })
+        let a = api!
+        let server = HTTPServer(host: "127.0.0.1", port: 0) { a.handle($0) }
+        try server.start()
+        defer { server.stop() }
+        let profile = dir.appendingPathComponent("chromium")
+        try FileManager.default.createDirectory(at: profile, withIntermediateDirectories: true)
+        let browser = try HeadlessChromium(directory: profile, width: 900, height: 700)
+        defer { browser.stop() }
+        do {
+            try browser.open("http://127.0.0.1:\(server.port)/")
+            try browser.wait(for: "the refusal", "(document.getElementById('status')?.textContent || '').includes('requires an API key')", timeout: 15)
+            _ = try browser.evaluate("(() => { const k = document.getElementById('api-key'); k.value = \(String(decoding: try JSONSerialization.data(withJSONObject: [key]), as: UTF8.self))[0]; k.dispatchEvent(new Event('change')); return true; })()")
+            try browser.wait(for: "the model list", "document.getElementById('status')?.textContent === 'Ready'", timeout: 15)
+            XCTAssertEqual(try browser.evaluate("document.getElementById('model').value") as? String, model.id)
+            _ = try browser.evaluate("(() => { document.getElementById('max-tokens').value = '4'; document.getElementById('input').value = 'Hi'; document.getElementById('send').click(); return true; })()")
+            try browser.wait(for: "the answer", "(() => { const a = [...document.querySelectorAll('.msg.assistant')].pop(); return !!a && document.getElementById('stop').disabled && a.querySelector('.meta').textContent !== ''; })()", timeout: 40)
+            XCTAssertEqual(try browser.evaluate("document.getElementById('status').textContent") as? String, "Ready")
+            XCTAssertEqual(try browser.evaluate("document.querySelectorAll('.msg .error').length") as? Int, 0)
+        } catch {
+            XCTFail("\(error)\nchromium log:\n\(browser.logTail)")
+        }
     }
 
     func run(_ exe: String, _ args: [String]) throws -> (code: Int32, out: String) {
