@@ -175,7 +175,7 @@ public final class KeyStore: @unchecked Sendable {
 
     /// Creates a key; returns its record and the full key text, which is shown once and never
     /// stored.
-    public func create(_ k: NewKey, now: Date = Date()) throws(KeyError) -> (record: KeyRecord, key: String) {
+    public func create(_ k: NewKey, by actor: String? = nil, now: Date = Date()) throws(KeyError) -> (record: KeyRecord, key: String) {
         let name = k.name.trimmingCharacters(in: .whitespaces)
         guard !name.isEmpty else { throw .invalid("a key needs a --name") }
         guard name.count <= 64, !name.contains(where: { $0.isNewline || $0 == "," }) else {
@@ -217,6 +217,7 @@ public final class KeyStore: @unchecked Sendable {
             }
         } catch let e as KeyError { throw e } catch { throw .storage("\(error)") }
         invalidate()
+        adminRecorder?("key.create", actor, record.id, ["name": record.name, "scopes": record.scopes.map(\.rawValue).joined(separator: ",")])
         return (record, KeyStore.prefix + record.id + "-" + secret)
     }
 
@@ -377,19 +378,23 @@ public final class KeyStore: @unchecked Sendable {
     // MARK: - Pieces
 
     /// Splits `sk-stw-<id>-<secret>`; nil for anything else.
+    /// (On UTF-8 bytes: this runs on every request.)
     static func split(_ token: String) -> (id: String, secret: String)? {
-        guard token.hasPrefix(prefix) else { return nil }
-        let rest = token.dropFirst(prefix.count)
-        guard let dash = rest.firstIndex(of: "-") else { return nil }
-        let id = String(rest[..<dash])
-        let secret = String(rest[rest.index(after: dash)...])
-        guard looksLikeID(id), secret.count >= 43, secret.count <= 128 else { return nil }
+        let b = token.utf8
+        let p = prefix.utf8
+        // "sk-stw-" + 12 hex + "-" + 43…128 secret characters.
+        guard b.count >= p.count + 13 + 43, b.count <= p.count + 13 + 128, b.starts(with: p) else { return nil }
+        let idStart = b.index(b.startIndex, offsetBy: p.count)
+        let idEnd = b.index(idStart, offsetBy: 12)
+        guard b[idEnd] == UInt8(ascii: "-"), b[idStart..<idEnd].allSatisfy(isHexDigit) else { return nil }
+        let id = String(decoding: b[idStart..<idEnd], as: UTF8.self)
+        let secret = String(decoding: b[b.index(after: idEnd)...], as: UTF8.self)
         return (id, secret)
     }
 
-    static func looksLikeID(_ s: String) -> Bool {
-        s.count == 12 && s.allSatisfy { ("0"..."9").contains($0) || ("a"..."f").contains($0) }
-    }
+    private static func isHexDigit(_ c: UInt8) -> Bool { (0x30...0x39).contains(c) || (0x61...0x66).contains(c) }
+
+    static func looksLikeID(_ s: String) -> Bool { s.utf8.count == 12 && s.utf8.allSatisfy(isHexDigit) }
 
     /// SHA-256 of the secret, as the bytes of its lowercase hex (what is stored and compared).
     /// (Same bytes as `Secrets.sha256Hex`, without its per-byte String formatting: this runs on

@@ -20,8 +20,8 @@ public enum RateDecision: Sendable, Equatable {
 public final class RateLimiter: @unchecked Sendable {
     private let storage: SQLStorage?
     private let lock = NSLock()
-    private var requests: [String: [Double]] = [:]
-    private var tokens: [String: [(time: Double, count: Int)]] = [:]
+    private var requests: [String: Window<Double>] = [:]
+    private var tokens: [String: Window<(time: Double, count: Int)>] = [:]
     private var daily: [String: (day: String, tokens: Int)] = [:]
     static let window = 60.0
 
@@ -45,14 +45,14 @@ public final class RateLimiter: @unchecked Sendable {
             }
         }
         if let limit = key.tpm {
-            var list = tokens[key.id] ?? []
-            list.removeAll { $0.time <= t - RateLimiter.window }
-            tokens[key.id] = list
-            var sum = list.reduce(0) { $0 + $1.count }
+            var w = tokens[key.id] ?? Window()
+            w.drop { $0.time <= t - RateLimiter.window }
+            tokens[key.id] = w
+            var sum = w.live.reduce(0) { $0 + $1.count }
             if sum >= limit {
                 // Wait until enough of the window's tokens age out to be under the limit.
                 var retry = RateLimiter.window
-                for e in list {
+                for e in w.live {
                     sum -= e.count
                     if sum < limit { retry = e.time + RateLimiter.window - t; break }
                 }
@@ -60,15 +60,14 @@ public final class RateLimiter: @unchecked Sendable {
             }
         }
         if let limit = key.rpm {
-            var list = requests[key.id] ?? []
-            list.removeAll { $0 <= t - RateLimiter.window }
-            if list.count >= limit {
-                requests[key.id] = list
-                let retry = (list.first ?? t) + RateLimiter.window - t
+            var w = requests.removeValue(forKey: key.id) ?? Window()
+            defer { requests[key.id] = w }
+            w.drop { $0 <= t - RateLimiter.window }
+            if w.count >= limit {
+                let retry = (w.first ?? t) + RateLimiter.window - t
                 return .limited(retryAfter: max(1, Int(retry.rounded(.up))), reason: "request limit of \(limit) per minute reached")
             }
-            list.append(t)
-            requests[key.id] = list
+            w.append(t)
         }
         return .allowed
     }
@@ -79,7 +78,7 @@ public final class RateLimiter: @unchecked Sendable {
         let t = now.timeIntervalSince1970
         let day = RateLimiter.day(t)
         lock.lock()
-        if key.tpm != nil { tokens[key.id, default: []].append((t, count)) }
+        if key.tpm != nil { tokens[key.id, default: Window()].append((t, count)) }
         if key.dailyTokens != nil { daily[key.id] = (day, todayLocked(key.id, t) + count) }
         lock.unlock()
         if key.dailyTokens != nil, let storage {
@@ -113,6 +112,21 @@ public final class RateLimiter: @unchecked Sendable {
         var parts = tm()
         gmtime_r(&secs, &parts)
         return String(format: "%04d-%02d-%02d", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1, Int(parts.tm_mday))
+    }
+
+    /// Entries in time order: old ones leave from the front (an index moves; the storage is
+    /// compacted now and then), so a check costs the entries that expired, not the whole minute.
+    struct Window<E> {
+        private var items: [E] = []
+        private var head = 0
+        var count: Int { items.count - head }
+        var first: E? { head < items.count ? items[head] : nil }
+        var live: ArraySlice<E> { items[head...] }
+        mutating func append(_ e: E) { items.append(e) }
+        mutating func drop(while expired: (E) -> Bool) {
+            while head < items.count, expired(items[head]) { head += 1 }
+            if head > 64 && head * 2 > items.count { items.removeFirst(head); head = 0 }
+        }
     }
 
     static func nextMidnight(_ t: Double) -> Double { ((t / 86400).rounded(.down) + 1) * 86400 }

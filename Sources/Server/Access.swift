@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Governance
 
 /// Authentication, scopes, model allow-lists, rate limits and the kill switch in front of every
@@ -146,11 +149,17 @@ public final class AccessGate: @unchecked Sendable {
     }
 
     /// The key in `Bearer <key>`, or the password in `Basic base64(user:password)`.
+    /// (On UTF-8 bytes: Foundation's trimming and case mapping cost more than the whole key check.)
     static func token(fromAuthorization header: String) -> String? {
-        let parts = header.trimmingCharacters(in: .whitespaces).split(separator: " ", maxSplits: 1)
-        guard parts.count == 2 else { return nil }
-        let scheme = parts[0].lowercased()
-        let value = parts[1].trimmingCharacters(in: .whitespaces)
+        let bytes = Array(header.utf8)
+        var start = 0, end = bytes.count
+        while start < end, bytes[start] == 0x20 || bytes[start] == 0x09 { start += 1 }
+        while end > start, bytes[end - 1] == 0x20 || bytes[end - 1] == 0x09 { end -= 1 }
+        guard let space = bytes[start..<end].firstIndex(where: { $0 == 0x20 }) else { return nil }
+        let scheme = String(decoding: bytes[start..<space].map { $0 | 0x20 }, as: UTF8.self)  // ASCII lowercase
+        var v = space
+        while v < end, bytes[v] == 0x20 { v += 1 }
+        let value = String(decoding: bytes[v..<end], as: UTF8.self)
         if scheme == "bearer" { return value.isEmpty ? nil : value }
         if scheme == "basic", let d = Data(base64Encoded: value), let s = String(data: d, encoding: .utf8), let colon = s.firstIndex(of: ":") {
             let pw = String(s[s.index(after: colon)...])
@@ -173,7 +182,7 @@ public final class AccessGate: @unchecked Sendable {
         let s = try keys.snapshot()
         lock.lock()
         current = s
-        refreshedAt = ProcessInfo.processInfo.systemUptime
+        refreshedAt = AccessGate.uptime()
         lock.unlock()
         return s
     }
@@ -181,13 +190,17 @@ public final class AccessGate: @unchecked Sendable {
     /// The snapshot for a running generation: re-read when older than `streamRefreshInterval`.
     func snapshotForStream() -> AccessSnapshot? {
         lock.lock()
-        let due = current == nil || ProcessInfo.processInfo.systemUptime - refreshedAt >= streamRefreshInterval
+        let now = AccessGate.uptime()
+        let due = current == nil || now - refreshedAt >= streamRefreshInterval
         let s = current
-        if due { refreshedAt = ProcessInfo.processInfo.systemUptime }
+        if due { refreshedAt = now }
         lock.unlock()
         if due { return (try? refresh()) ?? s }
         return s
     }
+
+    /// Monotonic seconds (DispatchTime: a vDSO clock read, no system call).
+    static func uptime() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 
     /// A watcher for one generation: `allowed()` per token is a locked compare of the store's
     /// version counter; only when it moved are the key and model looked at again.
@@ -246,15 +259,24 @@ final class RequestScope: @unchecked Sendable {
     let key: KeyRecord?
     init(context: RequestContext, key: KeyRecord?) { self.context = context; self.key = key }
 
-    private static let slot = "steward.request-scope"
+    // A pthread key, not Thread.threadDictionary: on Linux the dictionary bridges through
+    // NSMutableDictionary and costs ~10 µs per request.
+    private static let slot: pthread_key_t = {
+        var k = pthread_key_t()
+        pthread_key_create(&k, nil)
+        return k
+    }()
 
-    static var current: RequestScope? { Thread.current.threadDictionary[slot] as? RequestScope }
+    static var current: RequestScope? {
+        pthread_getspecific(slot).map { Unmanaged<RequestScope>.fromOpaque($0).takeUnretainedValue() }
+    }
 
+    /// Runs `body` with `scope` as the current request (the slot holds it unretained: `scope`
+    /// is kept alive here until `body` returns).
     static func with<T>(_ scope: RequestScope?, _ body: () throws -> T) rethrows -> T {
-        let dict = Thread.current.threadDictionary
-        let previous = dict[slot]
-        dict[slot] = scope
-        defer { dict[slot] = previous }
-        return try body()
+        let previous = pthread_getspecific(slot)
+        pthread_setspecific(slot, scope.map { Unmanaged.passUnretained($0).toOpaque() })
+        defer { pthread_setspecific(slot, previous) }
+        return try withExtendedLifetime(scope) { try body() }
     }
 }

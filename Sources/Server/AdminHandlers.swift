@@ -118,8 +118,7 @@ extension API {
             k.rpm = body.rpm; k.tpm = body.tpm; k.dailyTokens = body.daily_tokens
             if let e = body.expires { k.expires = try KeyStore.parseExpiry(e) }
             k.moderationPolicy = body.moderation_policy
-            let (record, key) = try g.keys.create(k)
-            g.keys.adminRecorder?("key.create", r.context.keyID, record.id, ["name": record.name])
+            let (record, key) = try g.keys.create(k, by: r.context.keyID)
             try g.refresh()
             return .json(Admin.KeyInfo(record, key: key), status: 201)
         } catch { throw API.keyError(error) }

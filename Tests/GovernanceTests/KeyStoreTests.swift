@@ -173,7 +173,7 @@ final class KeyStoreTests: XCTestCase {
         try s.revoke("x", by: "admin1")
         try s.disableModel("m", by: "admin1")
         try s.enableModel("m", by: "admin1")
-        XCTAssertEqual(log.lines, ["key.rotate admin1 \(r.id)", "key.revoke admin1 \(r.id)", "model.disable admin1 m", "model.enable admin1 m"])
+        XCTAssertEqual(log.lines, ["key.create - \(r.id)", "key.rotate admin1 \(r.id)", "key.revoke admin1 \(r.id)", "model.disable admin1 m", "model.enable admin1 m"])
     }
 
     /// The per-request cost of the check: snapshot (one indexed read) + parse + SHA-256 +

@@ -362,6 +362,33 @@ final class ServerAuthTests: XCTestCase {
         }
     }
 
+    /// The gate's cost per request, for the report: a chat request with a key that has rpm and
+    /// tpm limits, 50 other keys in the store. Measured on `admit` alone (auth + scope + model
+    /// + limits) and as the difference on a whole cheap request (GET /v1/models).
+    func testAuthOverhead() throws {
+        let store = try cli()
+        for i in 0..<50 { _ = try store.create(NewKey(name: "k\(i)")) }
+        let (_, key) = try newKey("bench", { $0.rpm = 10_000_000; $0.tpm = 10_000_000; $0.models = [self.model.id] })
+        let request = HTTPRequest(method: "POST", path: "/v1/chat/completions",
+                                  headers: ["Content-Type": "application/json", "Authorization": "Bearer " + key], body: Data(chatBody.utf8))
+        XCTAssertNil(gate.admit(request).refusal)
+        let n = 5000
+        var t0 = Date()
+        for _ in 0..<n { _ = gate.admit(request) }
+        let admit = Date().timeIntervalSince(t0) / Double(n)
+        let models = HTTPRequest(method: "GET", path: "/v1/models", headers: ["Authorization": "Bearer " + key])
+        t0 = Date()
+        for _ in 0..<n { _ = api.handle(models) }
+        let keyed = Date().timeIntervalSince(t0) / Double(n)
+        api.access = nil
+        t0 = Date()
+        for _ in 0..<n { _ = api.handle(models) }
+        let open = Date().timeIntervalSince(t0) / Double(n)
+        print(String(format: "auth overhead: admit %.1f µs per chat request; GET /v1/models %.1f µs with keys vs %.1f µs without (Δ %.1f µs)",
+                     admit * 1e6, keyed * 1e6, open * 1e6, (keyed - open) * 1e6))
+        XCTAssertLessThan(admit, 0.001, "target: well under 1 ms")
+    }
+
     func run(_ exe: String, _ args: [String]) throws -> (code: Int32, out: String) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: exe)
