@@ -15,6 +15,7 @@ import math
 import os
 import threading
 import unittest
+import urllib.error
 import urllib.request
 
 import jsonschema
@@ -620,6 +621,92 @@ class StructuredOutputTests(unittest.TestCase):
                        format=schema, options={"temperature": 1, "seed": 9, "num_predict": 96})
         if r.done_reason == "stop":
             jsonschema.validate(json.loads(r.message.content), schema, format_checker=jsonschema.FormatChecker())
+
+
+STEWARD_BIN = os.environ.get("STEWARD_BIN")
+
+
+@unittest.skipUnless(STEWARD_BIN, "STEWARD_BIN (the steward binary) is needed to start a keyed server")
+class KeyedServerTests(unittest.TestCase):
+    """A second server with its own STEWARD_HOME holding one API key: the clients' api_key is
+    sent as the Bearer token; a wrong or missing key is the client's authentication error."""
+
+    @classmethod
+    def setUpClass(cls):
+        import subprocess
+        import tempfile
+        import time
+        cls.home = tempfile.mkdtemp(prefix="steward-keyed-")
+        os.chmod(cls.home, 0o700)
+        # The models stay where they were fetched; only keys and the database are new.
+        models = os.path.join(os.environ.get("STEWARD_HOME", os.path.expanduser("~/.cache/steward")), "models")
+        os.symlink(models, os.path.join(cls.home, "models"))
+        env = dict(os.environ, STEWARD_HOME=cls.home)
+        cls.key = subprocess.run([STEWARD_BIN, "keys", "create", "--name", "python-clients", "--scopes", "chat,completions"],
+                                 env=env, check=True, capture_output=True, text=True).stdout.strip()
+        cls.log = open(os.path.join(cls.home, "serve.log"), "w+")
+        cls.server = subprocess.Popen([STEWARD_BIN, "serve", "--model", CHAT_MODEL, "--host", "127.0.0.1", "--port", "0",
+                                       "--ctx", "512", "--parallel", "1"], env=env, stdout=cls.log, stderr=subprocess.STDOUT)
+        cls.url = None
+        deadline = time.time() + 120
+        while time.time() < deadline and cls.server.poll() is None:
+            cls.log.seek(0)
+            text = cls.log.read()
+            if cls.url is None and "listening on " in text:
+                cls.url = text.split("listening on ", 1)[1].split()[0]
+            if cls.url:
+                try:
+                    with urllib.request.urlopen(cls.url + "/health", timeout=2) as r:
+                        if r.status == 200:
+                            return
+                except urllib.error.HTTPError as e:
+                    e.close()  # 503 while the model loads
+                except OSError:
+                    pass
+            time.sleep(0.1)
+        cls.tearDownClass()
+        raise RuntimeError("the keyed server did not become ready")
+
+    @classmethod
+    def tearDownClass(cls):
+        import shutil
+        if cls.server.poll() is None:
+            cls.server.terminate()
+            cls.server.wait(timeout=10)
+        cls.log.close()
+        shutil.rmtree(cls.home, ignore_errors=True)
+
+    def client(self, key):
+        return openai.OpenAI(base_url=self.url + "/v1", api_key=key, max_retries=0, timeout=120)
+
+    def test_openai_with_the_key(self):
+        with self.client(self.key) as c:
+            self.assertIn(CHAT_MODEL, [m.id for m in c.models.list()])
+            r = c.chat.completions.create(model=CHAT_MODEL, messages=MESSAGES, temperature=0, max_tokens=4)
+            self.assertGreater(r.usage.completion_tokens, 0)
+
+    def test_openai_wrong_or_missing_key(self):
+        wrong = self.key[:-4] + ("AAAA" if not self.key.endswith("AAAA") else "BBBB")
+        for key in (wrong, "not-needed"):
+            with self.client(key) as c:
+                with self.assertRaises(openai.AuthenticationError) as cm:
+                    c.chat.completions.create(model=CHAT_MODEL, messages=MESSAGES, max_tokens=2)
+                self.assertEqual(cm.exception.status_code, 401)
+                self.assertNotIn(key, str(cm.exception))
+
+    def test_openai_scope(self):
+        # The key has chat and completions, not embeddings: 403 is the client's PermissionDeniedError.
+        with self.client(self.key) as c:
+            with self.assertRaises(openai.PermissionDeniedError):
+                c.embeddings.create(model=CHAT_MODEL, input="hi")
+
+    def test_ollama_with_and_without_the_key(self):
+        keyed = ollama.Client(host=self.url, timeout=120, headers={"Authorization": "Bearer " + self.key})
+        r = keyed.generate(model=CHAT_MODEL, prompt="Hi", stream=False, options={"num_predict": 2, "temperature": 0})
+        self.assertTrue(r.done)
+        with self.assertRaises(ollama.ResponseError) as cm:
+            ollama.Client(host=self.url, timeout=120).generate(model=CHAT_MODEL, prompt="Hi", stream=False)
+        self.assertEqual(cm.exception.status_code, 401)
 
 
 class PlainHTTPTests(unittest.TestCase):

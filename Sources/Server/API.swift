@@ -24,14 +24,36 @@ public struct Router: Sendable {
     /// The flavor of errors for a path: Ollama's under /api/, OpenAI's elsewhere.
     public static func flavor(for path: String) -> APIFlavor { path.hasPrefix("/api/") ? .ollama : .openAI }
 
-    public func route(_ r: HTTPRequest) -> (label: String, response: HTTPResponse) {
-        // A route path ending in "/{id}" matches any one further path segment.
-        let candidates = routes.filter { route in
-            if route.path == r.path { return true }
-            guard route.path.hasSuffix("/{id}") else { return false }
-            let prefix = route.path.dropLast(4)
-            return r.path.hasPrefix(prefix) && r.path.count > prefix.count && !r.path.dropFirst(prefix.count).contains("/")
+    /// A "{id}" segment in a route path (last or in the middle, e.g. "/admin/keys/{id}/revoke")
+    /// matches any one non-empty path segment.
+    static func matches(_ pattern: String, _ path: String) -> Bool {
+        if pattern == path { return true }
+        guard pattern.contains("{id}") else { return false }
+        let p = pattern.split(separator: "/", omittingEmptySubsequences: false)
+        let s = path.split(separator: "/", omittingEmptySubsequences: false)
+        guard p.count == s.count else { return false }
+        for (a, b) in zip(p, s) where a != b {
+            if a != "{id}" || b.isEmpty { return false }
         }
+        return true
+    }
+
+    /// The path segment a route's "{id}" matched, percent-decoded.
+    public static func parameter(_ pattern: String, _ path: String) -> String? {
+        let p = pattern.split(separator: "/", omittingEmptySubsequences: false)
+        let s = path.split(separator: "/", omittingEmptySubsequences: false)
+        guard p.count == s.count, let i = p.firstIndex(of: "{id}") else { return nil }
+        let raw = String(s[i])
+        return raw.removingPercentEncoding ?? raw
+    }
+
+    /// The metrics label of a request: its route's path, or "unknown".
+    public func label(_ r: HTTPRequest) -> String {
+        routes.first { Router.matches($0.path, r.path) }?.path ?? "unknown"
+    }
+
+    public func route(_ r: HTTPRequest) -> (label: String, response: HTTPResponse) {
+        let candidates = routes.filter { Router.matches($0.path, r.path) }
         let label = candidates.first?.path ?? r.path
         let flavor = candidates.first?.flavor ?? Router.flavor(for: r.path)
         if let limit = r.bodyLimit {
@@ -69,6 +91,8 @@ public final class API: @unchecked Sendable {
     private var router = Router()
     private let stateLock = NSLock()
     private var stopping = false
+    /// Keys, scopes, limits and the kill switch (see `AccessGate`); nil: every route open.
+    public var access: AccessGate?
 
     public init(models: ModelRegistry, version: String) {
         self.models = models
@@ -91,6 +115,7 @@ public final class API: @unchecked Sendable {
                          body: .bytes(Data(self.metrics.exposition(models: self.models.models).utf8)))
         }
         router.add("GET", "/", .plain) { _ in WebPage.response() }
+        addAdminRoutes(&router)
     }
 
     /// The audit log: every request handled here is recorded in it, with its usage (nil: none).
@@ -100,7 +125,12 @@ public final class API: @unchecked Sendable {
     public func handle(_ request: HTTPRequest) -> HTTPResponse {
         let context = request.context
         if let audit, audit.policy.prompts != .none { context.captureText = true }
-        let (label, routed) = router.route(request)
+        // Access first: a refusal (401/403/429) is answered, and audited, without routing.
+        var key: KeyRecord?
+        var refusal: HTTPResponse?
+        if let gate = access { (refusal, key) = gate.admit(request) }
+        let (label, routed) = refusal.map { (router.label(request), $0) }
+            ?? RequestScope.with(RequestScope(context: context, key: key)) { router.route(request) }
         var response = routed
         response.headers.append(("X-Request-Id", context.id))
         if let audit {
@@ -318,8 +348,9 @@ public final class API: @unchecked Sendable {
                   work: @escaping @Sendable (ChunkPipe) throws -> Void) -> HTTPResponse {
         let pipe = ChunkPipe()
         let failure = LockedValue<APIError?>(nil)
+        let scope = RequestScope.current
         let thread = Thread {
-            do { try work(pipe) } catch {
+            do { try RequestScope.with(scope) { try work(pipe) } } catch {
                 let e = APIError.from(error)
                 if pipe.hasWritten { pipe.failure = e.code ?? e.type; pipe.write(errorFrame(e)) } else { failure.set(e) }
             }

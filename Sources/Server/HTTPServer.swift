@@ -7,6 +7,8 @@ import Glibc
 public enum HTTPServerError: Error, CustomStringConvertible, Equatable {
     case cannotStart(host: String, port: Int)
     case badHost(String)
+    case noTLS
+    case tls(String)
 
     public var description: String {
         switch self {
@@ -14,6 +16,10 @@ public enum HTTPServerError: Error, CustomStringConvertible, Equatable {
             return "cannot listen on \(host):\(port): the port may be in use (pick another with --port, or 0 for any free port)"
         case let .badHost(h):
             return "--host \(h) is not an IPv4 address (e.g. 127.0.0.1, or 0.0.0.0 for every interface)"
+        case .noTLS:
+            return "this libmicrohttpd was built without TLS, so --tls-cert/--tls-key cannot be served (Debian's libmicrohttpd12 has it; or terminate TLS in a reverse proxy)"
+        case let .tls(m):
+            return m
         }
     }
 }
@@ -29,7 +35,11 @@ public final class HTTPServer: @unchecked Sendable {
     public let host: String
     public let requestedPort: Int
     public let maxBodyBytes: Int
+    /// PEM certificate (chain) and private key: serve HTTPS instead of HTTP.
+    public let tls: (certificate: String, key: String)?
     let handler: Handler
+    // libmicrohttpd keeps pointers to the PEM text: these stay alive as long as the daemon.
+    private var tlsBuffers: (UnsafeMutablePointer<CChar>, UnsafeMutablePointer<CChar>)?
 
     private let lock = NSLock()
     private var daemon: OpaquePointer?
@@ -40,17 +50,22 @@ public final class HTTPServer: @unchecked Sendable {
     /// - Parameters:
     ///   - host: an IPv4 address; "localhost" means 127.0.0.1.
     ///   - port: 0 lets the system pick a free port (see `port` after `start`).
-    public init(host: String = "127.0.0.1", port: Int = 8080, maxBodyBytes: Int = 1 << 20, handler: @escaping Handler) {
+    public init(host: String = "127.0.0.1", port: Int = 8080, maxBodyBytes: Int = 1 << 20,
+                tls: (certificate: String, key: String)? = nil, handler: @escaping Handler) {
         self.host = host == "localhost" ? "127.0.0.1" : host
         self.requestedPort = port
         self.maxBodyBytes = maxBodyBytes
+        self.tls = tls
         self.handler = handler
     }
+
+    /// True when the linked libmicrohttpd can serve HTTPS.
+    public static var supportsTLS: Bool { steward_mhd_has_tls() != 0 }
 
     /// The port being listened on (0 before `start`).
     public var port: Int { lock.lock(); defer { lock.unlock() }; return boundPort }
 
-    public var url: String { "http://\(host):\(port)" }
+    public var url: String { "\(tls == nil ? "http" : "https")://\(host):\(port)" }
 
     public func start() throws {
         var probe = in_addr()
@@ -60,8 +75,27 @@ public final class HTTPServer: @unchecked Sendable {
         // MSG_NOSIGNAL, but other writes might not).
         signal(SIGPIPE, SIG_IGN)
         let me = Unmanaged.passUnretained(self).toOpaque()
-        guard let d = steward_mhd_start(host, UInt16(requestedPort), accessHandler, me, requestCompleted, me,
-                                        300, 8 << 20) else {
+        let started: OpaquePointer?
+        if let tls {
+            guard HTTPServer.supportsTLS else { throw HTTPServerError.noTLS }
+            guard tls.certificate.contains("-----BEGIN CERTIFICATE-----") else {
+                throw HTTPServerError.tls("the --tls-cert file is not a PEM certificate (it should start with -----BEGIN CERTIFICATE-----)")
+            }
+            guard tls.key.contains("PRIVATE KEY-----") else {
+                throw HTTPServerError.tls("the --tls-key file is not a PEM private key (-----BEGIN PRIVATE KEY----- or similar)")
+            }
+            let cert = strdup(tls.certificate), key = strdup(tls.key)
+            guard let cert, let key else { throw HTTPServerError.tls("out of memory") }
+            started = steward_mhd_start_tls(host, UInt16(requestedPort), accessHandler, me, requestCompleted, me, 300, 8 << 20, cert, key)
+            if started == nil {
+                free(cert); free(key)
+                throw HTTPServerError.tls("cannot serve HTTPS on \(host):\(requestedPort): the port may be in use, or the certificate and key do not match or cannot be read by GnuTLS")
+            }
+            tlsBuffers = (cert, key)
+        } else {
+            started = steward_mhd_start(host, UInt16(requestedPort), accessHandler, me, requestCompleted, me, 300, 8 << 20)
+        }
+        guard let d = started else {
             throw HTTPServerError.cannotStart(host: host, port: requestedPort)
         }
         lock.lock()
@@ -83,6 +117,12 @@ public final class HTTPServer: @unchecked Sendable {
         MHD_stop_daemon(d)
         if listenFD >= 0 { close(listenFD) }
         lock.lock(); daemon = nil; lock.unlock()
+        if let (c, k) = tlsBuffers {
+            // Wipe the private key's text before handing the memory back.
+            memset(k, 0, strlen(k))
+            free(c); free(k)
+            tlsBuffers = nil
+        }
     }
 
     deinit { stop() }

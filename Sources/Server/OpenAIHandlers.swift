@@ -209,12 +209,18 @@ extension API {
              onChunk: @escaping @Sendable (GeneratedChunk) -> Bool) throws -> GenerationResult {
         var g = gr
         if i > 0, let s = g.sampling.seed { g.sampling.seed = s &+ UInt64(i) }
-        let timed = metrics.timing(model: m.id, start: Date(), chunkHandler(onChunk))
+        // The kill switch: a per-token check that the model is still enabled and the key valid.
+        let watch = access.map { $0.watch(model: m.id, key: RequestScope.current?.key) }
+        var checked = onChunk
+        if let w = watch { checked = { c in w.allowed() && onChunk(c) } }
+        let timed = metrics.timing(model: m.id, start: Date(), chunkHandler(checked))
         let result = try m.engine.generate(prompt: prompt, g, onChunk: timed)
         metrics.tokens(model: m.id, prompt: prompt.count, generated: result.tokens.count)
         // The prompt is processed once per choice but billed once, as OpenAI's usage counts it.
         context?.addTokens(prompt: i == 0 ? prompt.count : 0, completion: result.tokens.count)
         context?.captureCompletion(result.text)
+        watch?.record(tokens: prompt.count + result.tokens.count)
+        if let stop = watch?.stopReason { throw stop }
         return result
     }
 

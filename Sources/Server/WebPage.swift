@@ -73,6 +73,7 @@ public enum WebPage {
   <label>Model <select id="model" aria-label="Model"></select></label>
   <label>Temperature <input id="temperature" type="number" min="0" max="2" step="0.1" value="0.7"></label>
   <label>Max tokens <input id="max-tokens" type="number" min="1" step="1" value="256"></label>
+  <label>API key <input id="api-key" type="password" autocomplete="off" size="14" placeholder="if the server needs one"></label>
   <button id="clear" type="button" title="Forget the conversation">New chat</button>
   <span id="status">Loading models…</span>
 </header>
@@ -95,6 +96,16 @@ public enum WebPage {
   const state = { messages: [], controller: null, busy: false };
 
   function setStatus(text) { $("status").textContent = text; }
+
+  // A server with keys needs Authorization on every call. The key lives in this tab only
+  // (sessionStorage); a page opened with HTTP Basic credentials needs none here.
+  const keyInput = $("api-key");
+  keyInput.value = sessionStorage.getItem("steward-key") || "";
+  function auth(headers) {
+    const key = keyInput.value.trim();
+    return key ? Object.assign({ Authorization: "Bearer " + key }, headers || {}) : (headers || {});
+  }
+  keyInput.addEventListener("change", () => { sessionStorage.setItem("steward-key", keyInput.value.trim()); loadModels(); });
 
   function setBusy(busy) {
     state.busy = busy;
@@ -207,7 +218,7 @@ public enum WebPage {
     let tFirst = null, answer = "", pieces = 0, usage = null, finish = null, error = null, stopped = false, sawDone = false;
     try {
       const res = await fetch("/v1/chat/completions", {
-        method: "POST", headers: { "Content-Type": "application/json" },
+        method: "POST", headers: auth({ "Content-Type": "application/json" }),
         body: JSON.stringify(request), signal: controller.signal,
       });
       if (!res.ok) {
@@ -266,13 +277,13 @@ public enum WebPage {
   async function loadModels() {
     let ids = [];
     try {
-      const res = await fetch("/v1/models");
+      const res = await fetch("/v1/models", { headers: auth() });
       if (!res.ok) throw new Error(await errorFrom(res));
       const list = await res.json();
       ids = (list.data || []).map((m) => m.id);
       // /v1/models also lists embedding models; /api/tags lists only the ones that chat.
       try {
-        const tags = await fetch("/api/tags");
+        const tags = await fetch("/api/tags", { headers: auth() });
         if (tags.ok) {
           const names = new Set(((await tags.json()).models || []).map((m) => m.name));
           const chat = ids.filter((id) => names.has(id));

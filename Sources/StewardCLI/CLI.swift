@@ -35,6 +35,9 @@ public enum StewardCLI {
         AuditCommand(),
         UsageCommand(),
         BenchGovernanceCommand(),
+        KeysCommand(),
+        KillSwitchCommand(),
+        DoctorCommand(),
     ]
 
     static var topHelp: String {

@@ -25,16 +25,21 @@ struct ServeCommand: Command {
             GovernanceCLI.policyOption,
             GovernanceCLI.dbOption,
             .flag("--override-license", help: "Serve models whose licence the policy denies (only when it sets licenses.allow_override; recorded)."),
-            .flag("--no-audit", help: "Do not record requests in the audit log and usage (not recommended).")
+            .flag("--no-audit", help: "Do not record requests in the audit log and usage (not recommended)."),
+            .flag("--insecure-no-auth", help: "Allow a non-loopback --host while no API key exists (anyone who can connect may use the server)."),
+            .value("--tls-cert", valueName: "FILE", help: "Serve HTTPS with this PEM certificate (chain); needs --tls-key."),
+            .value("--tls-key", valueName: "FILE", help: "The PEM private key for --tls-cert."),
         ],
         discussion: """
         The API id of a model is its fetched name (e.g. smollm2-135m-instruct) or its file name without extension.
         Endpoints: /v1/models, /v1/chat/completions, /v1/completions, /v1/embeddings, /api/tags, /api/show,
-        /api/generate, /api/chat, /api/embed, /api/ps, /api/version, /health. Stops on SIGINT/SIGTERM.
+        /api/generate, /api/chat, /api/embed, /api/ps, /api/version, /health, /admin/*. Stops on SIGINT/SIGTERM.
         Before loading, a model registered with `steward models add` is re-hashed and refused if a file changed;
         the deployment policy (--policy, default $STEWARD_HOME/policy.json) can require registered or signed
         models and decides which licences may be served. Models not in the store are served unverified unless
         the policy sets models.require_registered.
+        Once an API key exists (steward keys create), every route but /health needs Authorization: Bearer KEY.
+        A --host other than loopback is refused while no key exists, unless --insecure-no-auth.
         """
     )
 
@@ -63,6 +68,38 @@ struct ServeCommand: Command {
                 templateForAll = t
             }
         }
+        // Access control before anything is loaded: a server reachable from other machines
+        // without keys is refused (or loudly allowed with --insecure-no-auth).
+        let gate = try AccessGate(storage: a.value("--db").map { try SQLiteStorage(path: $0) } ?? SQLiteStorage())
+        let snapshot = try gate.refresh()
+        let loopback = ServeCommand.isLoopback(host)
+        if !loopback && !snapshot.requiresKeys {
+            guard a.flag("--insecure-no-auth") else {
+                throw UsageError("--host \(host) would let other machines use this server, and no API key exists: create one first (steward keys create --name NAME), bind 127.0.0.1, or pass --insecure-no-auth to serve without authentication")
+            }
+            console.err("""
+                steward serve: WARNING: --insecure-no-auth: listening on \(host) WITHOUT AUTHENTICATION.
+                steward serve: WARNING: anyone who can reach this address can use every model. Create a key (steward keys create) to turn authentication on.
+
+                """)
+        } else if a.flag("--insecure-no-auth") {
+            console.err("steward serve: note: --insecure-no-auth has no effect: \(snapshot.requiresKeys ? "API keys exist, so every request needs one" : "the host is loopback")\n")
+        }
+        var tls: (certificate: String, key: String)?
+        switch (a.value("--tls-cert"), a.value("--tls-key")) {
+        case (nil, nil): break
+        case let (cert?, key?):
+            guard HTTPServer.supportsTLS else { throw HTTPServerError.noTLS }
+            guard let c = FileManager.default.contents(atPath: cert).map({ String(decoding: $0, as: UTF8.self) }) else { throw UsageError("cannot read --tls-cert \(cert)") }
+            guard let k = FileManager.default.contents(atPath: key).map({ String(decoding: $0, as: UTF8.self) }) else { throw UsageError("cannot read --tls-key \(key)") }
+            tls = (c, k)
+        default:
+            throw UsageError("--tls-cert and --tls-key go together")
+        }
+        if !loopback && tls == nil && snapshot.requiresKeys {
+            console.err("steward serve: warning: \(host) without TLS: API keys and prompts cross the network in clear text (use --tls-cert/--tls-key or a TLS proxy)\n")
+        }
+
         let ids = modelArgs.map(ModelLoader.modelID(for:))
         if Set(ids).count != ids.count { throw UsageError("two --model arguments have the same id (\(ids.joined(separator: ", "))); rename one file") }
         for key in templates.keys where !modelArgs.contains(key) && !ids.contains(key) {
@@ -103,8 +140,12 @@ struct ServeCommand: Command {
         let api = API(models: registry, version: StewardCLI.version)
         api.audit = auditLog
         let retention = try auditLog.flatMap { try ServeCommand.startRetention($0, console: console) }
-        let server = HTTPServer(host: host, port: port, maxBodyBytes: maxBody) { api.handle($0) }
+                api.access = gate
+        let server = HTTPServer(host: host, port: port, maxBodyBytes: maxBody, tls: tls) { api.handle($0) }
         try server.start()
+        if !snapshot.requiresKeys {
+            console.out("steward serve: no API keys exist: requests need no key (steward keys create turns authentication on)\n")
+        }
         console.out("steward serve: listening on \(server.url) (loading \(ids.joined(separator: ", ")); /health says when ready)\n")
         do {
             for (arg, id) in zip(modelArgs, ids) {
@@ -199,4 +240,7 @@ struct ServeCommand: Command {
         timer.resume()
         return timer
     }
+
+    /// 127.0.0.0/8 and "localhost": only this machine can connect.
+    static func isLoopback(_ host: String) -> Bool { host == "localhost" || host.hasPrefix("127.") }
 }
