@@ -127,7 +127,8 @@ public struct ModerationConfig: Sendable, Equatable {
     // MARK: reading the policy file
 
     /// Reads the "moderation" section of a policy file. A file without one gives the presets
-    /// with "standard" as default. Other sections are ignored (other components read them).
+    /// with "off" as default (moderation is opted into: `"moderation": {}` selects "standard").
+    /// Other sections are ignored (other components read them).
     public static func load(policyFile path: String) throws -> ModerationConfig {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
@@ -138,7 +139,7 @@ public struct ModerationConfig: Sendable, Equatable {
             throw ModerationPolicyError("the policy file \(path) is not valid JSON: \(error.localizedDescription)")
         }
         guard let obj = root as? [String: Any] else { throw ModerationPolicyError("the policy file \(path) must hold a JSON object") }
-        guard let section = obj["moderation"] else { return .presets() }
+        guard let section = obj["moderation"] else { return .presets(default: "off") }
         do { return try parse(section: section) } catch let e as ModerationPolicyError {
             throw ModerationPolicyError("\(path): \(e.message)")
         }

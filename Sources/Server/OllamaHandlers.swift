@@ -1,5 +1,6 @@
 import Foundation
 import Generation
+import Moderation
 
 func ndjson<T: Encodable>(_ value: T) -> String {
     let data = (try? JSONCoding.encoder.encode(value)) ?? Data("{}".utf8)
@@ -89,10 +90,18 @@ extension API {
         if let i = req.images, !i.isEmpty { throw APIError.invalid("'images' are not supported: this is a text model", param: "images") }
         if let s = req.suffix, !s.isEmpty { throw APIError.invalid("'suffix' is not supported", param: "suffix") }
         if let t = req.template, !t.isEmpty { throw APIError.invalid("'template' overrides are not supported; use raw with a prompt you format", param: "template") }
-        let text = req.prompt ?? ""
-        if text.isEmpty && (req.system ?? "").isEmpty {
+        var text = req.prompt ?? ""
+        var system = req.system
+        if text.isEmpty && (system ?? "").isEmpty {
             // Ollama's "load the model" call: nothing to generate.
             return .json(Ollama.GenerateResponse(model: m.id, created_at: API.rfc3339(), response: "", done: true, done_reason: "load"))
+        }
+        let mod = try moderationRun(r, flavor: .ollama)
+        if let mod {
+            let tk = m.tokenizer
+            let checked = try mod.checkInput([text, system ?? ""], tokenCounter: { tk.encode($0, addBOS: false, parseSpecial: false).count })
+            text = checked[0]
+            if system != nil { system = checked[1] }
         }
         let prompt: [Int32]
         if req.raw == true {
@@ -100,42 +109,66 @@ extension API {
             prompt = m.tokenizer.encode(text, addBOS: nil, parseSpecial: true)
         } else {
             var msgs: [(role: String, content: String)] = []
-            if let s = req.system, !s.isEmpty { msgs.append(("system", s)) }
+            if let s = system, !s.isEmpty { msgs.append(("system", s)) }
             msgs.append(("user", text))
             prompt = try chatPrompt(m, msgs, param: "prompt")
         }
         guard !prompt.isEmpty else { throw APIError.invalid(GenerationError.emptyPrompt.description, param: "prompt") }
         let gr = try ollamaRequest(req.options, m, promptTokens: prompt.count)
         let t0 = Date()
-        @Sendable func final(_ res: GenerationResult, text: String) -> Ollama.GenerateResponse {
+        @Sendable func final(_ res: GenerationResult, text: String, reason: String?) -> Ollama.GenerateResponse {
             Ollama.GenerateResponse(model: m.id, created_at: API.rfc3339(), response: text, done: true,
-                                    done_reason: API.finishReason(res.finishReason), context: nil,
+                                    done_reason: reason ?? API.finishReason(res.finishReason), context: nil,
                                     total_duration: API.nanoseconds(Date().timeIntervalSince(t0)), load_duration: 0,
                                     prompt_eval_count: res.promptTokens, prompt_eval_duration: API.nanoseconds(res.promptSeconds),
                                     eval_count: res.tokens.count, eval_duration: API.nanoseconds(res.generateSeconds))
         }
-        return try ollamaRespond(m, prompt, gr, stream: req.stream ?? true,
+        return try ollamaRespond(m, prompt, gr, stream: req.stream ?? true, moderation: mod,
                                  piece: { Ollama.GenerateResponse(model: m.id, created_at: API.rfc3339(), response: $0, done: false) },
-                                 final: { final($0, text: $1) })
+                                 final: { final($0, text: $1, reason: $2) })
     }
 
     /// An Ollama generation as NDJSON pieces then a final object (streamed), or the final object
-    /// alone: `piece` wraps a chunk of text, `final` the result (with the text when not streamed).
+    /// alone: `piece` wraps a chunk of text, `final` the result (with the text when not streamed,
+    /// and a done_reason that overrides the result's: "content_filter" when moderation blocked).
     private func ollamaRespond<T: Encodable>(_ m: ServedModel, _ prompt: [Int32], _ gr: GenerationRequest, stream: Bool,
+                                             moderation mod: ModerationRun?,
                                              piece: @escaping @Sendable (String) -> T,
-                                             final: @escaping @Sendable (GenerationResult, String) -> T) throws -> HTTPResponse {
+                                             final: @escaping @Sendable (GenerationResult, String, String?) -> T) throws -> HTTPResponse {
         if stream {
             return streamed(contentType: "application/x-ndjson", flavor: .ollama, errorFrame: { ndjson(Ollama.ErrorResponse(error: $0.message)) }) { [unowned self] pipe in
+                let filter = mod?.streamFilter()
                 let res = try self.run(m, prompt, gr, choice: 0) { c in
-                    if c.text.isEmpty { return true }
-                    return pipe.write(ndjson(piece(c.text)))
+                    var text = c.text
+                    if let filter, !text.isEmpty {
+                        let f = filter.feed(text)
+                        if f.stop {
+                            if !f.text.isEmpty { pipe.write(ndjson(piece(f.text))) }
+                            return false
+                        }
+                        text = f.text
+                    }
+                    if text.isEmpty { return true }
+                    return pipe.write(ndjson(piece(text)))
+                }
+                if let filter, !filter.blocked, res.finishReason != .cancelled {
+                    let f = filter.finish()
+                    if !f.text.isEmpty { pipe.write(ndjson(piece(f.text))) }
+                }
+                if filter?.blocked == true {
+                    pipe.write(ndjson(final(res, "", "content_filter")))
+                    return
                 }
                 if res.finishReason == .cancelled { return }
-                pipe.write(ndjson(final(res, "")))
+                pipe.write(ndjson(final(res, "", nil)))
             }
         }
         let res = try run(m, prompt, gr, choice: 0) { _ in true }
-        return .json(final(res, res.text))
+        if let mod {
+            let o = mod.checkOutput(res.text)
+            return .json(final(res, o.text, o.blocked ? "content_filter" : nil))
+        }
+        return .json(final(res, res.text, nil))
     }
 
     // MARK: POST /api/chat
@@ -153,20 +186,26 @@ extension API {
         for (i, msg) in raw.enumerated() {
             if let im = msg.images, !im.isEmpty { throw APIError.invalid("messages[\(i)].images: images are not supported", param: "messages[\(i)].images") }
         }
-        let prompt = try chatPrompt(m, raw.map { ($0.role, $0.content) }, param: "messages")
+        var contents = raw.map(\.content)
+        let mod = try moderationRun(r, flavor: .ollama)
+        if let mod {
+            let tk = m.tokenizer
+            contents = try mod.checkInput(contents, tokenCounter: { tk.encode($0, addBOS: false, parseSpecial: false).count })
+        }
+        let prompt = try chatPrompt(m, zip(raw, contents).map { ($0.role, $1) }, param: "messages")
         let gr = try ollamaRequest(req.options, m, promptTokens: prompt.count)
         let t0 = Date()
-        @Sendable func final(_ res: GenerationResult, text: String) -> Ollama.ChatResponse {
+        @Sendable func final(_ res: GenerationResult, text: String, reason: String?) -> Ollama.ChatResponse {
             Ollama.ChatResponse(model: m.id, created_at: API.rfc3339(), message: Ollama.Message(role: "assistant", content: text), done: true,
-                                done_reason: API.finishReason(res.finishReason),
+                                done_reason: reason ?? API.finishReason(res.finishReason),
                                 total_duration: API.nanoseconds(Date().timeIntervalSince(t0)), load_duration: 0,
                                 prompt_eval_count: res.promptTokens, prompt_eval_duration: API.nanoseconds(res.promptSeconds),
                                 eval_count: res.tokens.count, eval_duration: API.nanoseconds(res.generateSeconds))
         }
-        return try ollamaRespond(m, prompt, gr, stream: req.stream ?? true,
+        return try ollamaRespond(m, prompt, gr, stream: req.stream ?? true, moderation: mod,
                                  piece: { Ollama.ChatResponse(model: m.id, created_at: API.rfc3339(),
                                                               message: Ollama.Message(role: "assistant", content: $0), done: false) },
-                                 final: { final($0, text: $1) })
+                                 final: { final($0, text: $1, reason: $2) })
     }
 
     // MARK: POST /api/embed
@@ -175,8 +214,9 @@ extension API {
         let req = try decode(Ollama.EmbedRequest.self, r)
         let e = try embedder(req.model)
         guard let input = req.input else { throw APIError.missing("input") }
-        let texts = input.values
-        guard !texts.isEmpty else { throw APIError.invalid("'input' must hold at least one text", param: "input") }
+        let rawTexts = input.values
+        guard !rawTexts.isEmpty else { throw APIError.invalid("'input' must hold at least one text", param: "input") }
+        let texts = try moderationRun(r, flavor: .ollama)?.checkInput(rawTexts) ?? rawTexts
         let t0 = Date()
         let (vectors, tokens) = try e.embed(texts)
         return .json(Ollama.EmbedResponse(model: e.id, embeddings: vectors, total_duration: API.nanoseconds(Date().timeIntervalSince(t0)),

@@ -1,5 +1,6 @@
 import Foundation
 import Generation
+import Moderation
 import Tokenization
 
 /// JSON has no infinities: a log-probability of -inf (a banned token) is sent as a very
@@ -43,6 +44,7 @@ extension API {
     func chatCompletions(_ r: HTTPRequest) throws -> HTTPResponse {
         let req = try decode(OpenAI.ChatCompletionRequest.self, r)
         let m = try decoder(req.model)
+        let tok0 = m.tokenizer
         if let t = req.tools, !t.isEmpty {
             throw APIError.invalid("'tools' is not supported yet", param: "tools", code: "unsupported_parameter")
         }
@@ -70,6 +72,11 @@ extension API {
                 text = pieces.joined(separator: "\n")
             }
             messages.append((msg.role, text))
+        }
+        let mod = try moderationRun(r, flavor: .openAI)
+        if let mod {
+            let checked = try mod.checkInput(messages.map(\.content), tokenCounter: { tok0.encode($0, addBOS: false, parseSpecial: false).count })
+            messages = zip(messages, checked).map { ($0.role, $1) }
         }
         let n = try choices(req.n)
         if req.top_logprobs != nil && req.logprobs != true {
@@ -105,15 +112,37 @@ extension API {
                 var completionTokens = 0
                 for i in 0..<n {
                     let started = LockedValue(false)
+                    // Output moderation: text passes through the filter; a block ends the stream
+                    // with finish_reason "content_filter". Log-probabilities (which would show
+                    // the tokens) are left out while a filter is active.
+                    let filter = mod?.streamFilter()
                     let result = try self.run(m, prompt, request, choice: i) { c in
                         var ok = true
                         if !started.get() {
                             started.set(true)
                             ok = pipe.write(chunk(i, OpenAI.Delta(role: "assistant", content: "")))
                         }
-                        if c.text.isEmpty && c.logprob == nil { return ok }
-                        let lp = wantLogprobs ? c.logprob.map { OpenAI.ChatLogprobs(content: [API.chatEntry($0, tok)]) } : nil
-                        return ok && pipe.write(chunk(i, OpenAI.Delta(role: nil, content: c.text), lp))
+                        var text = c.text
+                        if let filter, !text.isEmpty {
+                            let f = filter.feed(text)
+                            if f.stop {
+                                if !f.text.isEmpty { pipe.write(chunk(i, OpenAI.Delta(role: nil, content: f.text))) }
+                                return false
+                            }
+                            text = f.text
+                        }
+                        if text.isEmpty && (c.logprob == nil || filter != nil) { return ok }
+                        let lp = wantLogprobs && filter == nil ? c.logprob.map { OpenAI.ChatLogprobs(content: [API.chatEntry($0, tok)]) } : nil
+                        return ok && pipe.write(chunk(i, OpenAI.Delta(role: nil, content: text), lp))
+                    }
+                    if let filter, !filter.blocked, result.finishReason != .cancelled {
+                        let f = filter.finish()
+                        if !f.text.isEmpty { pipe.write(chunk(i, OpenAI.Delta(role: nil, content: f.text))) }
+                    }
+                    if filter?.blocked == true {
+                        pipe.write(chunk(i, OpenAI.Delta(), finish: "content_filter"))
+                        completionTokens += result.tokens.count
+                        break
                     }
                     if result.finishReason == .cancelled { return }
                     if !started.get() { pipe.write(chunk(i, OpenAI.Delta(role: "assistant", content: ""))) }
@@ -133,9 +162,17 @@ extension API {
         for i in 0..<n {
             let result = try run(m, prompt, gr, choice: i) { _ in true }
             completionTokens += result.tokens.count
-            let lp = req.logprobs == true ? OpenAI.ChatLogprobs(content: result.logprobs.map { API.chatEntry($0, tok) }) : nil
-            out.append(OpenAI.ChatChoice(index: i, message: OpenAI.AssistantMessage(role: "assistant", content: result.text),
-                                         logprobs: lp, finish_reason: API.finishReason(result.finishReason)))
+            var lp = req.logprobs == true ? OpenAI.ChatLogprobs(content: result.logprobs.map { API.chatEntry($0, tok) }) : nil
+            var content = result.text
+            var finish = API.finishReason(result.finishReason)
+            if let mod {
+                let o = mod.checkOutput(content)
+                content = o.text
+                if o.blocked { finish = "content_filter" }
+                if o.blocked || o.redacted { lp = nil }
+            }
+            out.append(OpenAI.ChatChoice(index: i, message: OpenAI.AssistantMessage(role: "assistant", content: content),
+                                         logprobs: lp, finish_reason: finish))
         }
         return .json(OpenAI.ChatCompletion(id: id, object: "chat.completion", created: created, model: m.id, choices: out,
                                            usage: OpenAI.Usage(prompt: prompt.count, completion: completionTokens), system_fingerprint: nil))
@@ -172,16 +209,19 @@ extension API {
     func completions(_ r: HTTPRequest) throws -> HTTPResponse {
         let req = try decode(OpenAI.CompletionRequest.self, r)
         let m = try decoder(req.model)
-        let text: String
+        let inputText: String
         switch req.prompt {
         case nil: throw APIError.missing("prompt")
-        case let .one(s)?: text = s
+        case let .one(s)?: inputText = s
         case let .list(l)?:
             guard l.count == 1 else {
                 throw APIError.invalid("'prompt' must be one string (got a list of \(l.count)); send one request per prompt", param: "prompt", code: "invalid_value")
             }
-            text = l[0]
+            inputText = l[0]
         }
+        let mod = try moderationRun(r, flavor: .openAI)
+        let tk = m.tokenizer
+        let text = try mod?.checkInput([inputText], tokenCounter: { tk.encode($0, addBOS: false, parseSpecial: false).count })[0] ?? inputText
         if let s = req.suffix, !s.isEmpty {
             throw APIError.invalid("'suffix' (fill-in-the-middle) is not supported", param: "suffix", code: "unsupported_parameter")
         }
@@ -226,13 +266,24 @@ extension API {
                 for i in 0..<n {
                     let offset = LockedValue(promptChars)
                     let echoed = LockedValue(!echo)
+                    let filter = mod?.streamFilter()
                     let result = try self.run(m, prompt, request, choice: i) { c in
                         if !echoed.get() {
                             // The prompt goes first; its scores are known only at the end (non-streamed).
                             echoed.set(true)
                             if !pipe.write(chunk(i, text, nil, finish: nil)) { return false }
                         }
-                        if c.text.isEmpty && c.logprob == nil { return true }
+                        var piece = c.text
+                        if let filter, !piece.isEmpty {
+                            let f = filter.feed(piece)
+                            if f.stop {
+                                if !f.text.isEmpty { pipe.write(chunk(i, f.text, nil, finish: nil)) }
+                                return false
+                            }
+                            piece = f.text
+                        }
+                        if piece.isEmpty && (c.logprob == nil || filter != nil) { return true }
+                        if filter != nil { return pipe.write(chunk(i, piece, nil, finish: nil)) }
                         var lp: OpenAI.CompletionLogprobs?
                         if let l = c.logprob, request.logprobs != nil {
                             let o = offset.get()
@@ -240,6 +291,15 @@ extension API {
                             offset.set(o + tok.piece(l.id).unicodeScalars.count)
                         }
                         return pipe.write(chunk(i, c.text, lp, finish: nil))
+                    }
+                    if let filter, !filter.blocked, result.finishReason != .cancelled {
+                        let f = filter.finish()
+                        if !f.text.isEmpty { pipe.write(chunk(i, f.text, nil, finish: nil)) }
+                    }
+                    if filter?.blocked == true {
+                        pipe.write(chunk(i, "", nil, finish: "content_filter"))
+                        completionTokens += result.tokens.count
+                        break
                     }
                     if result.finishReason == .cancelled { return }
                     if !echoed.get() { pipe.write(chunk(i, text, nil, finish: nil)) }
@@ -272,8 +332,16 @@ extension API {
                     lp = gen
                 }
             }
-            out.append(OpenAI.CompletionChoice(text: echo ? text + result.text : result.text, index: i, logprobs: lp,
-                                               finish_reason: API.finishReason(result.finishReason)))
+            var generated = result.text
+            var finish = API.finishReason(result.finishReason)
+            if let mod {
+                let o = mod.checkOutput(generated)
+                generated = o.text
+                if o.blocked { finish = "content_filter" }
+                if o.blocked || o.redacted { lp = nil }
+            }
+            out.append(OpenAI.CompletionChoice(text: echo ? text + generated : generated, index: i, logprobs: lp,
+                                               finish_reason: finish))
         }
         return .json(OpenAI.Completion(id: id, object: "text_completion", created: created, model: m.id, choices: out,
                                        usage: OpenAI.Usage(prompt: prompt.count, completion: completionTokens)))
@@ -311,9 +379,10 @@ extension API {
         let req = try decode(OpenAI.EmbeddingRequest.self, r)
         let e = try embedder(req.model)
         guard let input = req.input else { throw APIError.missing("input") }
-        let texts = input.values
-        guard !texts.isEmpty else { throw APIError.invalid("'input' must hold at least one text", param: "input", code: "invalid_value") }
-        guard texts.count <= 2048 else { throw APIError.invalid("'input' takes at most 2048 texts", param: "input", code: "invalid_value") }
+        let rawTexts = input.values
+        guard !rawTexts.isEmpty else { throw APIError.invalid("'input' must hold at least one text", param: "input", code: "invalid_value") }
+        guard rawTexts.count <= 2048 else { throw APIError.invalid("'input' takes at most 2048 texts", param: "input", code: "invalid_value") }
+        let texts = try moderationRun(r, flavor: .openAI)?.checkInput(rawTexts) ?? rawTexts
         let format = req.encoding_format ?? "float"
         guard format == "float" || format == "base64" else {
             throw APIError.invalid("'encoding_format' must be 'float' or 'base64', got '\(format)'", param: "encoding_format", code: "invalid_value")

@@ -28,6 +28,7 @@ public enum StewardCLI {
         TokenizerBenchCommand(),
         ServeCommand(),
         PlanCommand(),
+        ModerateCommand(),
     ]
 
     static var topHelp: String {

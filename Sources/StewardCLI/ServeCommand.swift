@@ -3,6 +3,8 @@ import Glibc
 #endif
 import Dispatch
 import Foundation
+import Governance
+import Moderation
 import Server
 
 struct ServeCommand: Command {
@@ -19,6 +21,7 @@ struct ServeCommand: Command {
             .value("--threads", "-t", valueName: "N", help: "Threads (default: all cores)."),
             .value("--max-body", valueName: "BYTES", help: "Largest request body accepted (default 1048576)."),
             .value("--max-queue", valueName: "N", help: "Requests that may wait per model before 429 (default 64)."),
+            .value("--policy", valueName: "FILE", help: "Deployment policy file (default $STEWARD_HOME/policy.json if it exists); its \"moderation\" section sets input/output moderation (no section: moderation off)."),
             .repeated("--template", valueName: "[MODEL=]NAME|FILE", help: "Chat template for a model without one (built-ins: chatml, gemma) or a .jinja file; without MODEL= it applies to every model."),
         ],
         discussion: """
@@ -53,7 +56,14 @@ struct ServeCommand: Command {
                 templateForAll = t
             }
         }
+        // Moderation: read (and validate) the policy before loading anything.
+        var moderationConfig: ModerationConfig?
+        let policyPath = a.value("--policy") ?? (FileManager.default.fileExists(atPath: StewardPaths.home + "/policy.json") ? StewardPaths.home + "/policy.json" : nil)
+        if let policyPath { moderationConfig = try ModerationConfig.load(policyFile: policyPath) }
         let ids = modelArgs.map(ModelLoader.modelID(for:))
+        if let c = moderationConfig?.classifier, !ids.contains(c.model) {
+            throw UsageError("the moderation classifier model '\(c.model)' is not served; add --model \(c.model)")
+        }
         if Set(ids).count != ids.count { throw UsageError("two --model arguments have the same id (\(ids.joined(separator: ", "))); rename one file") }
         for key in templates.keys where !modelArgs.contains(key) && !ids.contains(key) {
             throw UsageError("--template \(key)=…: no --model \(key)")
@@ -106,6 +116,11 @@ struct ServeCommand: Command {
         } catch {
             server.stop()
             throw error
+        }
+        if let config = moderationConfig {
+            let classifier = config.classifier.flatMap { c in registry.model(c.model).map { GuardPromptClassifier(model: $0, maxTokens: c.maxTokens) } }
+            api.moderation = ModerationService(config: config, classifier: classifier)
+            console.out("  moderation: default policy '\(config.defaultPolicy)'\(classifier != nil ? ", classifier on \(config.classifier!.model)" : "")\n")
         }
         registry.markReady()
         console.out("steward serve: ready at \(server.url)  (OpenAI: \(server.url)/v1, Ollama: \(server.url)/api; Ctrl-C stops)\n")

@@ -92,6 +92,8 @@ final class PolicyTests: XCTestCase {
         try #"{"licenses": {"whatever": 1}, "moderation": {"default": "strict"}}"#.write(toFile: f, atomically: true, encoding: .utf8)
         XCTAssertEqual(try ModerationConfig.load(policyFile: f).defaultPolicy, "strict")
         try #"{"audit": {}}"#.write(toFile: f, atomically: true, encoding: .utf8)
+        XCTAssertEqual(try ModerationConfig.load(policyFile: f).defaultPolicy, "off", "no section: moderation is off")
+        try #"{"moderation": {}}"#.write(toFile: f, atomically: true, encoding: .utf8)
         XCTAssertEqual(try ModerationConfig.load(policyFile: f).defaultPolicy, "standard")
     }
 }
