@@ -70,7 +70,7 @@ public struct AuditPolicy: Sendable, Equatable {
 /// Reading one top-level section of the deployment policy file (other sections are ignored).
 public enum PolicyFile {
     /// The default policy file: `$STEWARD_HOME/policy.json`.
-    public static var defaultPath: String { StewardPaths.home + "/policy.json" }
+    public static var defaultPath: String { StewardPaths.defaultPolicyFile }
 
     public static func section(_ name: String, in path: String) throws(AuditError) -> [String: Any]? {
         guard let data = FileManager.default.contents(atPath: path) else {

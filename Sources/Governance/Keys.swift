@@ -140,6 +140,8 @@ public final class KeyStore: @unchecked Sendable {
     private var cached: AccessSnapshot?
     private var lastUsedWritten: [String: Date] = [:]
     /// Set by the lead to the audit log's `recordAdmin` (nil: not recorded).
+    /// Where key and model changes are recorded; nil: the process-wide `AdminAudit` recorder
+    /// (the audit log of the database the command uses).
     public var adminRecorder: (@Sendable (_ action: String, _ keyID: String?, _ target: String?, _ details: [String: String]) -> Void)?
 
     static let migrations = [
@@ -217,7 +219,7 @@ public final class KeyStore: @unchecked Sendable {
             }
         } catch let e as KeyError { throw e } catch { throw .storage("\(error)") }
         invalidate()
-        adminRecorder?("key.create", actor, record.id, ["name": record.name, "scopes": record.scopes.map(\.rawValue).joined(separator: ",")])
+        recordAdmin("key.create", actor, record.id, ["name": record.name, "scopes": record.scopes.map(\.rawValue).joined(separator: ",")])
         return (record, KeyStore.prefix + record.id + "-" + secret)
     }
 
@@ -252,7 +254,7 @@ public final class KeyStore: @unchecked Sendable {
         } catch { throw .storage("\(error)") }
         invalidate()
         r.revoked = now
-        adminRecorder?("key.revoke", actor, r.id, ["name": r.name])
+        recordAdmin("key.revoke", actor, r.id, ["name": r.name])
         return r
     }
 
@@ -269,7 +271,7 @@ public final class KeyStore: @unchecked Sendable {
             }
         } catch { throw .storage("\(error)") }
         invalidate()
-        adminRecorder?("key.rotate", actor, r.id, ["name": r.name])
+        recordAdmin("key.rotate", actor, r.id, ["name": r.name])
         return (r, KeyStore.prefix + r.id + "-" + secret)
     }
 
@@ -285,7 +287,7 @@ public final class KeyStore: @unchecked Sendable {
             }
         } catch { throw .storage("\(error)") }
         invalidate()
-        adminRecorder?("model.disable", actor, model, reason.map { ["reason": $0] } ?? [:])
+        recordAdmin("model.disable", actor, model, reason.map { ["reason": $0] } ?? [:])
     }
 
     /// Re-enables a model; returns false when it was not disabled.
@@ -299,7 +301,7 @@ public final class KeyStore: @unchecked Sendable {
             }
         } catch { throw .storage("\(error)") }
         invalidate()
-        if changed > 0 { adminRecorder?("model.enable", actor, model, [:]) }
+        if changed > 0 { recordAdmin("model.enable", actor, model, [:]) }
         return changed > 0
     }
 
@@ -373,6 +375,12 @@ public final class KeyStore: @unchecked Sendable {
     /// moderation layer reads through `context.keyID`.
     public func moderationPolicy(forKeyID id: String) -> String? {
         (cachedSnapshot ?? (try? snapshot()))?.keys[id]?.moderationPolicy
+    }
+
+    private func recordAdmin(_ action: String, _ keyID: String?, _ target: String?, _ details: [String: String]) {
+        if let r = adminRecorder { r(action, keyID, target, details) } else {
+            AdminAudit.record(action: action, keyID: keyID, target: target, details: details)
+        }
     }
 
     // MARK: - Pieces

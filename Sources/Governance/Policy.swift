@@ -52,7 +52,7 @@ public struct DeploymentPolicy: Sendable, Equatable {
     public init() {}
 
     /// The default policy file: `$STEWARD_HOME/policy.json`.
-    public static var defaultPath: String { StewardPaths.home + "/policy.json" }
+    public static var defaultPath: String { StewardPaths.defaultPolicyFile }
 
     /// Reads `path` (or the default file when nil). Returns nil when no path was given and the
     /// default file does not exist: no policy declared, so nothing is enforced.
@@ -343,10 +343,10 @@ public enum AdminAudit {
         recorder = r
     }
 
-    public static func record(action: String, target: String?, details: [String: String]) {
+    public static func record(action: String, keyID: String? = nil, target: String?, details: [String: String]) {
         lock.lock()
         let r = recorder
         lock.unlock()
-        r?(action, nil, target, details)
+        r?(action, keyID, target, details)
     }
 }

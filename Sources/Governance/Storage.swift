@@ -256,6 +256,14 @@ public enum StewardPaths {
         return NSHomeDirectory() + "/.cache/steward"
     }
 
+    /// The deployment policy every command and `serve` read when no --policy is given.
+    public static var defaultPolicyFile: String { home + "/policy.json" }
+
+    /// `given`, else the default policy file when it exists, else nil (no policy).
+    public static func policyFile(_ given: String?) -> String? {
+        given ?? (FileManager.default.fileExists(atPath: defaultPolicyFile) ? defaultPolicyFile : nil)
+    }
+
     /// Creates `dir` (and parents) if missing; a directory this creates is mode 0700.
     public static func makePrivateDirectory(_ dir: String) throws {
         var isDir: ObjCBool = false

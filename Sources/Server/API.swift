@@ -1,6 +1,7 @@
 import Foundation
 import Generation
 import Governance
+import Moderation
 import Tokenization
 import Templates
 
@@ -90,6 +91,10 @@ public final class API: @unchecked Sendable {
     public var maxChoices = 16
     private var router = Router()
     private let stateLock = NSLock()
+    private let moderationState = LockedValue<ModerationService?>(nil)
+    /// Input/output moderation for the generation and embedding routes (nil: off). Set it
+    /// before the registry is marked ready.
+    public var moderation: ModerationService? { get { moderationState.get() } set { moderationState.set(newValue) } }
     private var stopping = false
     /// Keys, scopes, limits and the kill switch (see `AccessGate`); nil: every route open.
     public var access: AccessGate?
@@ -103,6 +108,7 @@ public final class API: @unchecked Sendable {
         router.add("POST", "/v1/chat/completions", .openAI) { [unowned self] in try self.chatCompletions($0) }
         router.add("POST", "/v1/completions", .openAI) { [unowned self] in try self.completions($0) }
         router.add("POST", "/v1/embeddings", .openAI) { [unowned self] in try self.embeddings($0) }
+        router.add("POST", "/v1/moderations", .openAI) { [unowned self] in try self.moderations($0) }
         router.add("GET", "/api/tags", .ollama) { [unowned self] _ in self.ollamaTags() }
         router.add("POST", "/api/show", .ollama) { [unowned self] in try self.ollamaShow($0) }
         router.add("POST", "/api/generate", .ollama) { [unowned self] in try self.ollamaGenerate($0) }

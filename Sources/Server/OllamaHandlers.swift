@@ -1,6 +1,7 @@
 import Foundation
 import Generation
 import Templates
+import Moderation
 
 func ndjson<T: Encodable>(_ value: T) -> String {
     let data = (try? JSONCoding.encoder.encode(value)) ?? Data("{}".utf8)
@@ -85,19 +86,27 @@ extension API {
         if let i = req.images, !i.isEmpty { throw APIError.invalid("'images' are not supported: this is a text model", param: "images") }
         if let s = req.suffix, !s.isEmpty { throw APIError.invalid("'suffix' is not supported", param: "suffix") }
         if let t = req.template, !t.isEmpty { throw APIError.invalid("'template' overrides are not supported; use raw with a prompt you format", param: "template") }
-        let text = req.prompt ?? ""
-        if text.isEmpty && (req.system ?? "").isEmpty {
+        var text = req.prompt ?? ""
+        var system = req.system
+        if text.isEmpty && (system ?? "").isEmpty {
             // Ollama's "load the model" call: nothing to generate.
             return .json(Ollama.GenerateResponse(model: m.id, created_at: API.rfc3339(), response: "", done: true, done_reason: "load"))
         }
-        r.context.capturePrompt((req.system.map { "system: \($0)\n" } ?? "") + text)
+        let mod = try moderationRun(r, flavor: .ollama)
+        if let mod {
+            let tk = m.tokenizer
+            let checked = try mod.checkInput([text, system ?? ""], tokenCounter: { tk.encode($0, addBOS: false, parseSpecial: false).count })
+            text = checked[0]
+            if system != nil { system = checked[1] }
+        }
+        r.context.capturePrompt((system.map { "system: \($0)\n" } ?? "") + text)
         let prompt: [Int32]
         if req.raw == true {
             if req.system != nil { throw APIError.invalid("'system' needs the chat template; drop it or drop raw", param: "system") }
             prompt = m.tokenizer.encode(text, addBOS: nil, parseSpecial: true)
         } else {
             var msgs: [(role: String, content: String)] = []
-            if let s = req.system, !s.isEmpty { msgs.append(("system", s)) }
+            if let s = system, !s.isEmpty { msgs.append(("system", s)) }
             msgs.append(("user", text))
             prompt = try chatPrompt(m, msgs, param: "prompt")
         }
@@ -105,35 +114,59 @@ extension API {
         var gr = try ollamaRequest(req.options, m, promptTokens: prompt.count)
         gr.grammar = grammar
         let t0 = Date()
-        @Sendable func final(_ res: GenerationResult, text: String) -> Ollama.GenerateResponse {
+        @Sendable func final(_ res: GenerationResult, text: String, reason: String?) -> Ollama.GenerateResponse {
             Ollama.GenerateResponse(model: m.id, created_at: API.rfc3339(), response: text, done: true,
-                                    done_reason: API.finishReason(res.finishReason), context: nil,
+                                    done_reason: reason ?? API.finishReason(res.finishReason), context: nil,
                                     total_duration: API.nanoseconds(Date().timeIntervalSince(t0)), load_duration: 0,
                                     prompt_eval_count: res.promptTokens, prompt_eval_duration: API.nanoseconds(res.promptSeconds),
                                     eval_count: res.tokens.count, eval_duration: API.nanoseconds(res.generateSeconds))
         }
-        return try ollamaRespond(m, prompt, gr, stream: req.stream ?? true, context: r.context,
+        return try ollamaRespond(m, prompt, gr, stream: req.stream ?? true, context: r.context, moderation: mod,
                                  piece: { Ollama.GenerateResponse(model: m.id, created_at: API.rfc3339(), response: $0, done: false) },
-                                 final: { final($0, text: $1) })
+                                 final: { final($0, text: $1, reason: $2) })
     }
 
     /// An Ollama generation as NDJSON pieces then a final object (streamed), or the final object
-    /// alone: `piece` wraps a chunk of text, `final` the result (with the text when not streamed).
+    /// alone: `piece` wraps a chunk of text, `final` the result (with the text when not streamed,
+    /// and a done_reason that overrides the result's: "content_filter" when moderation blocked).
     private func ollamaRespond<T: Encodable>(_ m: ServedModel, _ prompt: [Int32], _ gr: GenerationRequest, stream: Bool, context: RequestContext,
+                                             moderation mod: ModerationRun?,
                                              piece: @escaping @Sendable (String) -> T,
-                                             final: @escaping @Sendable (GenerationResult, String) -> T) throws -> HTTPResponse {
+                                             final: @escaping @Sendable (GenerationResult, String, String?) -> T) throws -> HTTPResponse {
         if stream {
             return streamed(contentType: "application/x-ndjson", flavor: .ollama, errorFrame: { ndjson(Ollama.ErrorResponse(error: $0.message)) }) { [unowned self] pipe in
+                let filter = mod?.streamFilter()
                 let res = try self.run(m, prompt, gr, choice: 0, context: context) { c in
-                    if c.text.isEmpty { return true }
-                    return pipe.write(ndjson(piece(c.text)))
+                    var text = c.text
+                    if let filter, !text.isEmpty {
+                        let f = filter.feed(text)
+                        if f.stop {
+                            if !f.text.isEmpty { pipe.write(ndjson(piece(f.text))) }
+                            return false
+                        }
+                        text = f.text
+                    }
+                    if text.isEmpty { return true }
+                    return pipe.write(ndjson(piece(text)))
+                }
+                if let filter, !filter.blocked, res.finishReason != .cancelled {
+                    let f = filter.finish()
+                    if !f.text.isEmpty { pipe.write(ndjson(piece(f.text))) }
+                }
+                if filter?.blocked == true {
+                    pipe.finish(ndjson(final(res, "", "content_filter")))
+                    return
                 }
                 if res.finishReason == .cancelled { return }
-                pipe.finish(ndjson(final(res, "")))
+                pipe.finish(ndjson(final(res, "", nil)))
             }
         }
         let res = try run(m, prompt, gr, choice: 0, context: context) { _ in true }
-        return .json(final(res, res.text))
+        if let mod {
+            let o = mod.checkOutput(res.text)
+            return .json(final(res, o.text, o.blocked ? "content_filter" : nil))
+        }
+        return .json(final(res, res.text, nil))
     }
 
     // MARK: POST /api/chat
@@ -160,6 +193,12 @@ extension API {
             let calls = try ChatTurn.readToolCalls(i < orderedMessages.count ? orderedMessages[i]["tool_calls"] : nil, message: i)
             turns.append(ChatTurn(role: msg.role, content: msg.content, toolCalls: calls, toolCallID: nil, name: msg.tool_name))
         }
+        let mod = try moderationRun(r, flavor: .ollama)
+        if let mod {
+            let tk = m.tokenizer
+            let checked = try mod.checkInput(turns.map { $0.content ?? "" }, tokenCounter: { tk.encode($0, addBOS: false, parseSpecial: false).count })
+            for k in turns.indices where turns[k].content != nil { turns[k].content = checked[k] }
+        }
         r.context.capturePrompt(turns.map { "\($0.role): \($0.content ?? "")" }.joined(separator: "\n"))
         let prompt = try chatPrompt(m, turns, tools, param: "messages")
         var gr = try ollamaRequest(req.options, m, promptTokens: prompt.count)
@@ -172,18 +211,18 @@ extension API {
             gr.grammarTriggers = c.triggers
         }
         let t0 = Date()
-        @Sendable func final(_ res: GenerationResult, text: String) -> Ollama.ChatResponse {
+        @Sendable func final(_ res: GenerationResult, text: String, reason: String?) -> Ollama.ChatResponse {
             Ollama.ChatResponse(model: m.id, created_at: API.rfc3339(), message: Ollama.Message(role: "assistant", content: text), done: true,
-                                done_reason: API.finishReason(res.finishReason),
+                                done_reason: reason ?? API.finishReason(res.finishReason),
                                 total_duration: API.nanoseconds(Date().timeIntervalSince(t0)), load_duration: 0,
                                 prompt_eval_count: res.promptTokens, prompt_eval_duration: API.nanoseconds(res.promptSeconds),
                                 eval_count: res.tokens.count, eval_duration: API.nanoseconds(res.generateSeconds))
         }
         guard tools.active else {
-            return try ollamaRespond(m, prompt, gr, stream: req.stream ?? true, context: r.context,
+            return try ollamaRespond(m, prompt, gr, stream: req.stream ?? true, context: r.context, moderation: mod,
                                      piece: { Ollama.ChatResponse(model: m.id, created_at: API.rfc3339(),
                                                                   message: Ollama.Message(role: "assistant", content: $0), done: false) },
-                                     final: { final($0, text: $1) })
+                                     final: { final($0, text: $1, reason: $2) })
         }
         @Sendable func ollamaCalls(_ calls: [ToolCall]) -> [Ollama.ToolCall] {
             calls.map { Ollama.ToolCall(function: Ollama.ToolCallFunction(name: $0.name, arguments: ToolJSON.jsonValue($0.arguments))) }
@@ -191,6 +230,7 @@ extension API {
         if req.stream ?? true {
             // Content streams as it comes; a call arrives whole in one chunk's message.tool_calls.
             let filter = ToolStream(tools)
+            let modFilter = mod?.streamFilter()
             let request = gr
             return streamed(contentType: "application/x-ndjson", flavor: .ollama, errorFrame: { ndjson(Ollama.ErrorResponse(error: $0.message)) }) { [unowned self] pipe in
                 @Sendable func write(_ events: [ToolOutputEvent]) -> Bool {
@@ -205,17 +245,35 @@ extension API {
                     }
                     return ok
                 }
+                // Output moderation sees the text before the tool-call parser.
                 let res = try self.run(m, prompt, request, choice: 0, context: r.context) { c in
-                    c.text.isEmpty ? true : write(filter.feed(c.text))
+                    var text = c.text
+                    if let modFilter, !text.isEmpty {
+                        let f = modFilter.feed(text)
+                        if f.stop { _ = write(filter.feed(f.text)); return false }
+                        text = f.text
+                    }
+                    return text.isEmpty ? true : write(filter.feed(text))
+                }
+                if modFilter?.blocked == true {
+                    pipe.finish(ndjson(final(res, text: "", reason: "content_filter")))
+                    return
                 }
                 if res.finishReason == .cancelled { return }
+                if let modFilter { _ = write(filter.feed(modFilter.finish().text)) }
                 _ = write(filter.finish())
-                pipe.finish(ndjson(final(res, text: "")))
+                pipe.finish(ndjson(final(res, text: "", reason: nil)))
             }
         }
         let res = try run(m, prompt, gr, choice: 0, context: r.context) { _ in true }
-        var out = final(res, text: res.text)
-        let (content, calls) = ToolCallParser.parse(res.text, format: tools.format, names: Set(tools.callable.map(\.name)))
+        var answer = res.text
+        if let mod {
+            let o = mod.checkOutput(answer)
+            if o.blocked { return .json(final(res, text: o.text, reason: "content_filter")) }
+            answer = o.text
+        }
+        var out = final(res, text: answer, reason: nil)
+        let (content, calls) = ToolCallParser.parse(answer, format: tools.format, names: Set(tools.callable.map(\.name)))
         if !calls.isEmpty { out.message = Ollama.Message(role: "assistant", content: content ?? "", tool_calls: ollamaCalls(calls)) }
         return .json(out)
     }
@@ -226,9 +284,10 @@ extension API {
         let req = try decode(Ollama.EmbedRequest.self, r)
         let e = try embedder(req.model)
         guard let input = req.input else { throw APIError.missing("input") }
-        let texts = input.values
-        guard !texts.isEmpty else { throw APIError.invalid("'input' must hold at least one text", param: "input") }
+        let rawTexts = input.values
+        guard !rawTexts.isEmpty else { throw APIError.invalid("'input' must hold at least one text", param: "input") }
         r.context.model = e.id
+        let texts = try moderationRun(r, flavor: .ollama)?.checkInput(rawTexts) ?? rawTexts
         r.context.capturePrompt(texts.joined(separator: "\n"))
         let t0 = Date()
         let (vectors, tokens) = try e.embed(texts)

@@ -1,5 +1,6 @@
 import Foundation
 import Generation
+import Moderation
 import Tokenization
 import Templates
 
@@ -46,6 +47,7 @@ extension API {
         let m = try decoder(req.model)
         let grammar = try openAIGrammar(r, responseFormat: req.response_format, grammar: req.grammar)
         r.context.model = m.id
+        let tok0 = m.tokenizer
         guard let raw = req.messages else { throw APIError.missing("messages") }
         guard !raw.isEmpty else { throw APIError.invalid("'messages' must hold at least one message", param: "messages", code: "invalid_value") }
         let ordered = try orderedRequest(r)
@@ -78,6 +80,11 @@ extension API {
                 throw APIError.invalid("'messages[\(i)].tool_call_id' is required for a tool message", param: "messages[\(i)].tool_call_id", code: "missing_required_parameter")
             }
             turns.append(ChatTurn(role: msg.role, content: text, toolCalls: calls, toolCallID: msg.tool_call_id, name: msg.name))
+        }
+        let mod = try moderationRun(r, flavor: .openAI)
+        if let mod {
+            let checked = try mod.checkInput(turns.map { $0.content ?? "" }, tokenCounter: { tok0.encode($0, addBOS: false, parseSpecial: false).count })
+            for k in turns.indices where turns[k].content != nil { turns[k].content = checked[k] }
         }
         r.context.capturePrompt(turns.map { "\($0.role): \($0.content ?? "")" }.joined(separator: "\n"))
         let n = try choices(req.n)
@@ -123,6 +130,10 @@ extension API {
                 for i in 0..<n {
                     let started = LockedValue(false)
                     let filter = tools.active ? ToolStream(tools) : nil
+                    // Output moderation: text passes through it before the tool-call parser; a
+                    // block ends the stream with finish_reason "content_filter". Log-probabilities
+                    // (which would show the tokens) are left out while it is active.
+                    let modFilter = mod?.streamFilter()
                     /// Writes parser events: content as content deltas, each call as a header
                     /// delta (id, type, name, empty arguments) then its arguments.
                     @Sendable func write(_ events: [ToolOutputEvent], _ lp: OpenAI.ChatLogprobs?) -> Bool {
@@ -142,16 +153,38 @@ extension API {
                         }
                         return ok
                     }
+                    /// Content (or a tool call's text) as it may be sent now.
+                    @Sendable func emit(_ text: String, _ lp: OpenAI.ChatLogprobs?) -> Bool {
+                        if let filter { return write(filter.feed(text), lp) }
+                        return pipe.write(chunk(i, OpenAI.Delta(role: nil, content: text), lp))
+                    }
                     let result = try self.run(m, prompt, request, choice: i, context: r.context) { c in
                         var ok = true
                         if !started.get() {
                             started.set(true)
                             ok = pipe.write(chunk(i, OpenAI.Delta(role: "assistant", content: "")))
                         }
-                        if c.text.isEmpty && c.logprob == nil { return ok }
-                        let lp = wantLogprobs ? c.logprob.map { OpenAI.ChatLogprobs(content: [API.chatEntry($0, tok)]) } : nil
-                        if let filter { return ok && write(filter.feed(c.text), lp) }
-                        return ok && pipe.write(chunk(i, OpenAI.Delta(role: nil, content: c.text), lp))
+                        var text = c.text
+                        if let modFilter, !text.isEmpty {
+                            let f = modFilter.feed(text)
+                            if f.stop {
+                                if !f.text.isEmpty { _ = emit(f.text, nil) }
+                                return false
+                            }
+                            text = f.text
+                        }
+                        if text.isEmpty && (c.logprob == nil || modFilter != nil) { return ok }
+                        let lp = wantLogprobs && modFilter == nil ? c.logprob.map { OpenAI.ChatLogprobs(content: [API.chatEntry($0, tok)]) } : nil
+                        return ok && emit(text, lp)
+                    }
+                    if let modFilter, !modFilter.blocked, result.finishReason != .cancelled {
+                        let f = modFilter.finish()
+                        if !f.text.isEmpty { _ = emit(f.text, nil) }
+                    }
+                    if modFilter?.blocked == true {
+                        pipe.write(chunk(i, OpenAI.Delta(), finish: "content_filter"))
+                        completionTokens += result.tokens.count
+                        break
                     }
                     if result.finishReason == .cancelled { return }
                     if !started.get() { pipe.write(chunk(i, OpenAI.Delta(role: "assistant", content: ""))) }
@@ -177,11 +210,20 @@ extension API {
         for i in 0..<n {
             let result = try run(m, prompt, gr, choice: i, context: r.context) { _ in true }
             completionTokens += result.tokens.count
-            let lp = req.logprobs == true ? OpenAI.ChatLogprobs(content: result.logprobs.map { API.chatEntry($0, tok) }) : nil
-            var message = OpenAI.AssistantMessage(role: "assistant", content: result.text)
+            var lp = req.logprobs == true ? OpenAI.ChatLogprobs(content: result.logprobs.map { API.chatEntry($0, tok) }) : nil
+            var text = result.text
             var finish = API.finishReason(result.finishReason)
-            if tools.active {
-                let (content, calls) = ToolCallParser.parse(result.text, format: tools.format, names: Set(tools.callable.map(\.name)))
+            var blocked = false
+            if let mod {
+                let o = mod.checkOutput(text)
+                text = o.text
+                blocked = o.blocked
+                if o.blocked { finish = "content_filter" }
+                if o.blocked || o.redacted { lp = nil }
+            }
+            var message = OpenAI.AssistantMessage(role: "assistant", content: text)
+            if tools.active && !blocked {
+                let (content, calls) = ToolCallParser.parse(text, format: tools.format, names: Set(tools.callable.map(\.name)))
                 if !calls.isEmpty {
                     message = OpenAI.AssistantMessage(role: "assistant", content: content, tool_calls: calls.map {
                         OpenAI.ToolCallOut(id: $0.id, type: "function", function: OpenAI.FunctionCall(name: $0.name, arguments: $0.argumentsJSON))
@@ -236,16 +278,19 @@ extension API {
         let req = try decode(OpenAI.CompletionRequest.self, r)
         let m = try decoder(req.model)
         r.context.model = m.id
-        let text: String
+        let inputText: String
         switch req.prompt {
         case nil: throw APIError.missing("prompt")
-        case let .one(s)?: text = s
+        case let .one(s)?: inputText = s
         case let .list(l)?:
             guard l.count == 1 else {
                 throw APIError.invalid("'prompt' must be one string (got a list of \(l.count)); send one request per prompt", param: "prompt", code: "invalid_value")
             }
-            text = l[0]
+            inputText = l[0]
         }
+        let mod = try moderationRun(r, flavor: .openAI)
+        let tk = m.tokenizer
+        let text = try mod?.checkInput([inputText], tokenCounter: { tk.encode($0, addBOS: false, parseSpecial: false).count })[0] ?? inputText
         if let s = req.suffix, !s.isEmpty {
             throw APIError.invalid("'suffix' (fill-in-the-middle) is not supported", param: "suffix", code: "unsupported_parameter")
         }
@@ -293,13 +338,24 @@ extension API {
                 for i in 0..<n {
                     let offset = LockedValue(promptChars)
                     let echoed = LockedValue(!echo)
+                    let filter = mod?.streamFilter()
                     let result = try self.run(m, prompt, request, choice: i, context: r.context) { c in
                         if !echoed.get() {
                             // The prompt goes first; its scores are known only at the end (non-streamed).
                             echoed.set(true)
                             if !pipe.write(chunk(i, text, nil, finish: nil)) { return false }
                         }
-                        if c.text.isEmpty && c.logprob == nil { return true }
+                        var piece = c.text
+                        if let filter, !piece.isEmpty {
+                            let f = filter.feed(piece)
+                            if f.stop {
+                                if !f.text.isEmpty { pipe.write(chunk(i, f.text, nil, finish: nil)) }
+                                return false
+                            }
+                            piece = f.text
+                        }
+                        if piece.isEmpty && (c.logprob == nil || filter != nil) { return true }
+                        if filter != nil { return pipe.write(chunk(i, piece, nil, finish: nil)) }
                         var lp: OpenAI.CompletionLogprobs?
                         if let l = c.logprob, request.logprobs != nil {
                             let o = offset.get()
@@ -307,6 +363,15 @@ extension API {
                             offset.set(o + tok.piece(l.id).unicodeScalars.count)
                         }
                         return pipe.write(chunk(i, c.text, lp, finish: nil))
+                    }
+                    if let filter, !filter.blocked, result.finishReason != .cancelled {
+                        let f = filter.finish()
+                        if !f.text.isEmpty { pipe.write(chunk(i, f.text, nil, finish: nil)) }
+                    }
+                    if filter?.blocked == true {
+                        pipe.write(chunk(i, "", nil, finish: "content_filter"))
+                        completionTokens += result.tokens.count
+                        break
                     }
                     if result.finishReason == .cancelled { return }
                     if !echoed.get() { pipe.write(chunk(i, text, nil, finish: nil)) }
@@ -339,8 +404,16 @@ extension API {
                     lp = gen
                 }
             }
-            out.append(OpenAI.CompletionChoice(text: echo ? text + result.text : result.text, index: i, logprobs: lp,
-                                               finish_reason: API.finishReason(result.finishReason)))
+            var generated = result.text
+            var finish = API.finishReason(result.finishReason)
+            if let mod {
+                let o = mod.checkOutput(generated)
+                generated = o.text
+                if o.blocked { finish = "content_filter" }
+                if o.blocked || o.redacted { lp = nil }
+            }
+            out.append(OpenAI.CompletionChoice(text: echo ? text + generated : generated, index: i, logprobs: lp,
+                                               finish_reason: finish))
         }
         return .json(OpenAI.Completion(id: id, object: "text_completion", created: created, model: m.id, choices: out,
                                        usage: OpenAI.Usage(prompt: prompt.count, completion: completionTokens)))
@@ -378,9 +451,10 @@ extension API {
         let req = try decode(OpenAI.EmbeddingRequest.self, r)
         let e = try embedder(req.model)
         guard let input = req.input else { throw APIError.missing("input") }
-        let texts = input.values
-        guard !texts.isEmpty else { throw APIError.invalid("'input' must hold at least one text", param: "input", code: "invalid_value") }
-        guard texts.count <= 2048 else { throw APIError.invalid("'input' takes at most 2048 texts", param: "input", code: "invalid_value") }
+        let rawTexts = input.values
+        guard !rawTexts.isEmpty else { throw APIError.invalid("'input' must hold at least one text", param: "input", code: "invalid_value") }
+        guard rawTexts.count <= 2048 else { throw APIError.invalid("'input' takes at most 2048 texts", param: "input", code: "invalid_value") }
+        let texts = try moderationRun(r, flavor: .openAI)?.checkInput(rawTexts) ?? rawTexts
         let format = req.encoding_format ?? "float"
         guard format == "float" || format == "base64" else {
             throw APIError.invalid("'encoding_format' must be 'float' or 'base64', got '\(format)'", param: "encoding_format", code: "invalid_value")

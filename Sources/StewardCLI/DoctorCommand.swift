@@ -9,12 +9,6 @@ public struct DoctorFinding: Sendable, Equatable {
     public init(_ level: Level, _ message: String) { self.level = level; self.message = message }
 }
 
-/// Checks other parts of Steward add to `steward doctor` (e.g. "every model in the store
-/// verifies"; the lead connects the model store's check here).
-public enum DoctorHooks {
-    nonisolated(unsafe) public static var extraChecks: [@Sendable () -> [DoctorFinding]] = []
-}
-
 /// `steward doctor`: checks a deployment and says what to fix. Exit 1 when something must be
 /// fixed, 0 when only warnings (or nothing) were found.
 struct DoctorCommand: Command {
@@ -36,11 +30,11 @@ struct DoctorCommand: Command {
         guard a.positionals.isEmpty else { throw UsageError("unexpected argument '\(a.positionals[0])'") }
         let host = a.value("--host") ?? "127.0.0.1"
         let home = StewardPaths.home
-        let policyPath = a.value("--policy") ?? home + "/policy.json"
+        let policyPath = a.value("--policy") ?? StewardPaths.defaultPolicyFile
         var findings = DoctorCommand.fileModes(home: home, policy: policyPath)
         findings += DoctorCommand.policy(policyPath)
         findings += DoctorCommand.access(host: host, tls: a.flag("--tls"), home: home)
-        for check in DoctorHooks.extraChecks { findings += check() }
+        findings += DoctorCommand.models(db: SQLiteStorage.defaultPath)
         var fixes = 0, warnings = 0
         for f in findings {
             switch f.level {
@@ -51,6 +45,26 @@ struct DoctorCommand: Command {
         }
         console.out("\(fixes) to fix, \(warnings) warning\(warnings == 1 ? "" : "s")\n")
         return fixes > 0 ? ExitCode.failure : ExitCode.ok
+    }
+
+    /// Every model in the store re-hashed (and its signature checked): a changed file is a FIX.
+    static func models(db: String) -> [DoctorFinding] {
+        guard FileManager.default.fileExists(atPath: db) else { return [DoctorFinding(.ok, "model store: no database yet (steward models add registers models)")] }
+        do {
+            let store = try ModelStore(databasePath: db)
+            let records = try store.list()
+            if records.isEmpty { return [DoctorFinding(.warn, "model store: no models registered; served models are not verified (steward models add NAME)")] }
+            return records.map { r in
+                let v = store.verify(r)
+                if !v.filesIntact {
+                    return DoctorFinding(.fix, "model \(r.name): files changed or missing since they were added; re-fetch them or run steward models verify \(r.name)")
+                }
+                if !v.signatureOK { return DoctorFinding(.fix, "model \(r.name): its signature does not verify; re-sign it (steward models sign) or remove it") }
+                return DoctorFinding(.ok, "model \(r.name): \(r.files.count) file\(r.files.count == 1 ? "" : "s") verified (sha256)")
+            }
+        } catch {
+            return [DoctorFinding(.fix, "model store: \(error)")]
+        }
     }
 
     static func mode(_ path: String) -> Int? {

@@ -5,6 +5,7 @@ import Dispatch
 import Foundation
 import Governance
 import ModelFiles
+import Moderation
 import Server
 
 struct ServeCommand: Command {
@@ -100,7 +101,14 @@ struct ServeCommand: Command {
             console.err("steward serve: warning: \(host) without TLS: API keys and prompts cross the network in clear text (use --tls-cert/--tls-key or a TLS proxy)\n")
         }
 
+        // Moderation: read (and validate) the policy before loading anything.
+        var moderationConfig: ModerationConfig?
+        let policyPath = StewardPaths.policyFile(a.value("--policy"))
+        if let policyPath { moderationConfig = try ModerationConfig.load(policyFile: policyPath) }
         let ids = modelArgs.map(ModelLoader.modelID(for:))
+        if let c = moderationConfig?.classifier, !ids.contains(c.model) {
+            throw UsageError("the moderation classifier model '\(c.model)' is not served; add --model \(c.model)")
+        }
         if Set(ids).count != ids.count { throw UsageError("two --model arguments have the same id (\(ids.joined(separator: ", "))); rename one file") }
         for key in templates.keys where !modelArgs.contains(key) && !ids.contains(key) {
             throw UsageError("--template \(key)=…: no --model \(key)")
@@ -139,6 +147,16 @@ struct ServeCommand: Command {
         let registry = ModelRegistry()
         let api = API(models: registry, version: StewardCLI.version)
         api.audit = auditLog
+        if let auditLog {
+            // Admin actions made through this server (admin API, kill switch) go to its audit log.
+            let record: AdminAudit.Recorder = { action, keyID, target, details in
+                do { _ = try auditLog.recordAdmin(action: action, keyID: keyID, target: target, details: details) } catch {
+                    console.err("steward serve: could not record '\(action)' in the audit log: \(error)\n")
+                }
+            }
+            gate.keys.adminRecorder = record
+            AdminAudit.setRecorder(record)
+        }
         let retention = try auditLog.flatMap { try ServeCommand.startRetention($0, console: console) }
                 api.access = gate
         let server = HTTPServer(host: host, port: port, maxBodyBytes: maxBody, tls: tls) { api.handle($0) }
@@ -166,6 +184,14 @@ struct ServeCommand: Command {
         } catch {
             server.stop()
             throw error
+        }
+        if let config = moderationConfig {
+            let classifier = config.classifier.flatMap { c in registry.model(c.model).map { GuardPromptClassifier(model: $0, maxTokens: c.maxTokens) } }
+            // A key's own moderation_policy (steward keys create --moderation-policy) wins over the default.
+            let keys = gate.keys
+            api.moderation = ModerationService(config: config, classifier: classifier,
+                                               policyName: { keyID in keyID.flatMap { keys.moderationPolicy(forKeyID: $0) } })
+            console.out("  moderation: default policy '\(config.defaultPolicy)'\(classifier != nil ? ", classifier on \(config.classifier!.model)" : "")\n")
         }
         registry.markReady()
         console.out("steward serve: ready at \(server.url)  (OpenAI: \(server.url)/v1, Ollama: \(server.url)/api; Ctrl-C stops)\n")
@@ -208,16 +234,15 @@ struct ServeCommand: Command {
             console.err("steward serve: WARNING: --no-audit: requests and usage are NOT recorded; there will be no audit trail for this run\n")
             return nil
         }
-        let policyPath = a.value("--policy") ?? (FileManager.default.fileExists(atPath: PolicyFile.defaultPath) ? PolicyFile.defaultPath : nil)
+        let policyPath = StewardPaths.policyFile(a.value("--policy"))
         let policy = try policyPath.map { p throws -> AuditPolicy in try AuditPolicy.load(policyFile: p) } ?? AuditPolicy()
         guard policy.enabled else {
             console.err("steward serve: WARNING: the policy switches the audit log off (audit.enabled: false): requests and usage are NOT recorded\n")
             return nil
         }
         let storage = try a.value("--db").map { try SQLiteStorage(path: $0) } ?? SQLiteStorage()
-        // The redactor for prompts "redacted" comes from moderation; until it is connected that
-        // mode refuses to start (AuditError.redactorMissing) rather than log raw text.
-        let log = try AuditLog(storage: storage, policy: policy, redactor: nil, usage: try UsageLedger(storage: storage))
+        // Prompts "redacted": moderation's PII and secret detectors remove what they find.
+        let log = try AuditLog(storage: storage, policy: policy, redactor: ModerationService.redactor, usage: try UsageLedger(storage: storage))
         try log.startBackgroundCheckpoints()
         console.out("steward serve: audit log at \(storage.path) (prompts: \(policy.prompts.rawValue)\(policy.durable ? ", durable" : "")\(policy.retentionDays.map { ", retention \($0) days" } ?? ""))\n")
         return log

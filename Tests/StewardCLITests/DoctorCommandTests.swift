@@ -24,6 +24,25 @@ final class DoctorCommandTests: XCTestCase {
         }
     }
 
+    func testModelStoreIsVerified() throws {
+        try withStewardHome("doctor-models") { home in
+            chmod(home.path, 0o700)
+            let scratch = try GovernanceScratch("doctor-models-files")
+            let path = try scratch.gguf("m", license: "apache-2.0")
+            XCTAssertEqual(steward(["models", "add", path]).code, 0)
+            let good = steward(["doctor"])
+            XCTAssertTrue(lines(good.out, "ok").contains { $0.contains("model m: 1 file verified") }, good.out)
+            // Change one byte of the registered file: doctor must say to fix it.
+            let h = try FileHandle(forUpdating: URL(fileURLWithPath: path))
+            try h.seek(toOffset: try h.seekToEnd() - 1)
+            try h.write(contentsOf: Data([0x7f]))
+            try h.close()
+            let bad = steward(["doctor"])
+            XCTAssertEqual(bad.code, 1, bad.out)
+            XCTAssertTrue(lines(bad.out, "FIX").contains { $0.contains("model m: files changed") }, bad.out)
+        }
+    }
+
     func testFileModes() throws {
         try withStewardHome("doctor-modes") { home in
             XCTAssertEqual(steward(["keys", "create", "--name", "a"]).code, 0)
