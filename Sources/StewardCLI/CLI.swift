@@ -28,6 +28,9 @@ public enum StewardCLI {
         TokenizerBenchCommand(),
         ServeCommand(),
         PlanCommand(),
+        ExtractCommand(),
+        ClassifyCommand(),
+        SummarizeCommand(),
     ]
 
     static var topHelp: String {
