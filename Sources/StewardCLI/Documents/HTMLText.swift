@@ -97,28 +97,29 @@ public enum HTMLText {
                 breakLine(2)
                 if name == "pre" { preDepth = max(0, preDepth + (closing ? -1 : 1)) }
                 if name == "li" && !closing { out.append(contentsOf: "- ".unicodeScalars) }
-            } else if cells.contains(name) && closing {
+            } else if cells.contains(name) && closing, let last = out.last, last != "\n" {
                 pendingSpace = false
                 out.append(contentsOf: "  ".unicodeScalars)
             }
         }
         flushText()
-        let lines = String(out).split(separator: "\n", omittingEmptySubsequences: false).map {
-            $0.trimmingCharacters(in: .whitespaces)
-        }
-        return collapseBlankLines(lines)
+        // Leading whitespace is only ever <pre> indentation (text outside it never starts a line
+        // with a space), so lines lose only their trailing whitespace.
+        return collapseBlankLines(String(out).split(separator: "\n", omittingEmptySubsequences: false).map(String.init))
     }
 
-    /// Joins lines, keeping at most one blank line between paragraphs and none at the ends.
+    /// Joins lines without their trailing whitespace, keeping at most one blank line between
+    /// paragraphs and none at the ends.
     static func collapseBlankLines(_ lines: [String]) -> String {
         var result: [String] = []
         var blank = false
         for line in lines {
-            let t = line.trimmingCharacters(in: .whitespaces)
+            var t = Substring(line)
+            while let last = t.last, last == " " || last == "\t" || last == "\r" { t = t.dropLast() }
             if t.isEmpty { blank = !result.isEmpty; continue }
             if blank { result.append("") }
             blank = false
-            result.append(String(line.drop(while: { $0 == " " || $0 == "\t" })).replacingOccurrences(of: "\t", with: " "))
+            result.append(String(t))
         }
         return result.joined(separator: "\n")
     }

@@ -3,12 +3,12 @@ import Foundation
 /// Splits text into pieces of at most a number of tokens, at paragraph boundaries where it can,
 /// else at sentence boundaries, else between words (and, for a "word" longer than a piece, at
 /// character boundaries). Pieces keep their text exactly; nothing is dropped.
-enum TextChunker {
+public enum TextChunker {
     /// Packs to this share of the budget: tokens of joined text are not quite the sum of the
     /// parts' tokens, and a prompt that still does not fit fails loudly rather than being cut.
     static let packing = 0.92
 
-    static func chunks(_ text: String, maxTokens: Int, count: (String) -> Int) -> [String] {
+    public static func chunks(_ text: String, maxTokens: Int, count: (String) -> Int) -> [String] {
         let budget = max(1, Int(Double(maxTokens) * packing))
         let paragraphs = Self.paragraphs(text)
         var units: [(text: String, tokens: Int, joiner: String)] = []
@@ -49,7 +49,7 @@ enum TextChunker {
     }
 
     /// Paragraphs: text between blank lines, trimmed, empty ones dropped.
-    static func paragraphs(_ text: String) -> [String] {
+    public static func paragraphs(_ text: String) -> [String] {
         var out: [String] = []
         var cur: [Substring] = []
         for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
@@ -117,12 +117,12 @@ enum TextChunker {
 }
 
 /// Word counting and cutting for `--max-words`.
-enum Words {
-    static func count(_ s: String) -> Int { s.split(whereSeparator: { $0.isWhitespace }).count }
+public enum Words {
+    public static func count(_ s: String) -> Int { s.split(whereSeparator: { $0.isWhitespace }).count }
 
     /// The text cut to at most `max` words: at the last sentence end within them when that keeps
     /// at least half, else after the last whole word (with "…").
-    static func truncate(_ s: String, max: Int) -> String {
+    public static func truncate(_ s: String, max: Int) -> String {
         var words = 0
         var inWord = false
         var cut = s.endIndex
