@@ -70,6 +70,7 @@ final class DocumentCommandsTests: XCTestCase {
         }
         XCTAssertTrue(failure(fixture("broken/truncated.pdf")).contains("cannot read the PDF (damaged or not a PDF)"))
         XCTAssertTrue(failure(fixture("broken/binary.txt")).contains("binary file"))
+        XCTAssertTrue(failure(fixture("broken/encrypted.pdf")).contains("the PDF is encrypted"), failure(fixture("broken/encrypted.pdf")))
         XCTAssertEqual(failure("/no/such/document.txt"), "no such file")
         let missingTool = DocumentReader(pdftotextPath: "/no/such/dir/pdftotext")
         XCTAssertTrue(failure(fixture("small/report.pdf"), missingTool).contains("install poppler-utils (make deps)"))
@@ -141,7 +142,7 @@ final class DocumentCommandsTests: XCTestCase {
         XCTAssertEqual(r.out, "", "with --out nothing goes to standard output")
         let lines = try jsonLines(try String(contentsOfFile: out, encoding: .utf8))
         let expected = ["bread.md", "match.html", "memo.txt", "report.pdf"].map { small + "/" + $0 }
-            + ["binary.txt", "truncated.pdf"].map { broken + "/" + $0 }
+            + ["binary.txt", "encrypted.pdf", "truncated.pdf"].map { broken + "/" + $0 }
         XCTAssertEqual(lines.compactMap { $0["source"] as? String }, expected)
         for line in lines.prefix(4) {
             XCTAssertEqual(Set(line.keys), ["source", "data"], "\(line)")
@@ -163,9 +164,10 @@ final class DocumentCommandsTests: XCTestCase {
         let report = try XCTUnwrap(lines[3]["data"] as? [String: Any])
         XCTAssertEqual(report["title"] as? String, "Solar Panel Efficiency Study", "read from the PDF")
         XCTAssertTrue(try XCTUnwrap(lines[4]["error"] as? String).contains("binary file"))
-        XCTAssertTrue(try XCTUnwrap(lines[5]["error"] as? String).contains("damaged or not a PDF"))
-        XCTAssertTrue(r.err.contains("[5/6] \(broken)/binary.txt: error: binary file"), r.err)
-        XCTAssertTrue(r.err.contains("4 of 6 document(s) done, 2 failed"), r.err)
+        XCTAssertTrue(try XCTUnwrap(lines[5]["error"] as? String).contains("encrypted"))
+        XCTAssertTrue(try XCTUnwrap(lines[6]["error"] as? String).contains("damaged or not a PDF"))
+        XCTAssertTrue(r.err.contains("[5/7] \(broken)/binary.txt: error: binary file"), r.err)
+        XCTAssertTrue(r.err.contains("4 of 7 document(s) done, 3 failed"), r.err)
     }
 
     func testExtractRefusesADocumentLongerThanTheContext() throws {
