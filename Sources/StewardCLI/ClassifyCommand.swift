@@ -16,14 +16,13 @@ struct ClassifyCommand: Command {
         usage: "steward classify --model MODEL --labels a,b,c [--out FILE.jsonl [--resume]] [options] PATH...",
         options: [
             .value("--labels", "-l", valueName: "A,B,...", help: "The labels, comma-separated (at least two)."),
-        ] + DocumentOptions.specs + GenerationOptions.specs,
+        ] + DocumentOptions.specs + DocumentOptions.computeSpecs,
         discussion: """
             Each line is {"source", "label", "probability", "scores": {label: probability}, "logprobs": {label: log P}}:
             every label's full token sequence is scored by the model and the probabilities are
             normalised over the labels (they sum to 1). A document too long for the context is
-            refused, never cut. Sampling options do not apply (labels are scored, not sampled).
-
-            """ + DocumentOptions.discussion
+            refused, never cut. There are no sampling options: labels are scored, not sampled.
+            """ + "\n\n" + DocumentOptions.discussion.replacingOccurrences(of: "\nDecoding is greedy (--temperature 0) unless --temperature is given.", with: "")
     )
 
     static func parseLabels(_ s: String) throws -> [String] {
@@ -37,7 +36,6 @@ struct ClassifyCommand: Command {
     func run(_ a: ParsedArguments, console: Console) throws -> Int32 {
         _ = try a.require("--model")
         let labels = try Self.parseLabels(try a.require("--labels"))
-        _ = try DocumentOptions.request(a, defaultMaxTokens: 1)
         let batch = try DocumentRun(command: spec.name, a, console: console)
         if batch.pending.isEmpty { return batch.run { _, _ in [] } }
         let dm = try DocumentModel.load(a)

@@ -10,14 +10,13 @@ struct ExtractCommand: Command {
         usage: "steward extract --model MODEL --schema FILE.json [--out FILE.jsonl [--resume]] [options] PATH...",
         options: [
             .value("--schema", "-s", valueName: "FILE", help: "JSON schema each document's object must satisfy."),
-        ] + DocumentOptions.specs + GenerationOptions.specs,
+        ] + DocumentOptions.specs + DocumentOptions.generationSpecs(maxTokensHelp: "Tokens per JSON object at most (default 512)."),
         discussion: """
             Each line is {"source": PATH, "data": {...}} or {"source": PATH, "error": "..."}.
             A document too long for the context is refused with an error, never cut: a partial
             extraction would silently miss data. Raise --ctx or split such documents.
             --max-tokens (default 512) bounds each object; an object cut short by it is an error.
-
-            """ + DocumentOptions.discussion
+            """ + "\n\n" + DocumentOptions.discussion
     )
 
     func run(_ a: ParsedArguments, console: Console) throws -> Int32 {

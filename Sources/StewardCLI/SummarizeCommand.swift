@@ -11,7 +11,7 @@ struct SummarizeCommand: Command {
         usage: "steward summarize --model MODEL [--max-words N] [--out FILE.jsonl [--resume]] [options] PATH...",
         options: [
             .value("--max-words", "-w", valueName: "N", help: "Longest summary in words (default 100)."),
-        ] + DocumentOptions.specs + GenerationOptions.specs,
+        ] + DocumentOptions.specs + DocumentOptions.generationSpecs(maxTokensHelp: "Tokens per summary at most (default: about 1.5 per word of --max-words, plus 16)."),
         discussion: """
             Each line is {"source", "summary", "words", "chunks", "truncated"}. A document that does
             not fit the context with room for the summary is split at paragraph boundaries (then
@@ -21,8 +21,7 @@ struct SummarizeCommand: Command {
             word, unless --max-tokens is given); a summary that still comes out longer is cut at a
             sentence boundary within the limit and marked "truncated": true, with a note on
             standard error.
-
-            """ + DocumentOptions.discussion
+            """ + "\n\n" + DocumentOptions.discussion
     )
 
     static func tokenEstimate(words: Int) -> Int { Int((Double(words) * 1.5).rounded(.up)) + 16 }

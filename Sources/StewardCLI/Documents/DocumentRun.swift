@@ -15,6 +15,22 @@ enum DocumentOptions {
         .value("--template", valueName: "NAME|FILE", help: "Chat template: a built-in (chatml, gemma) or a .jinja file."),
     ]
 
+    /// The generation options with the document commands' defaults in their help.
+    static func generationSpecs(maxTokensHelp: String) -> [OptionSpec] {
+        GenerationOptions.specs.map { o in
+            switch o.names[0] {
+            case "--max-tokens": return .value("--max-tokens", "-n", valueName: "N", help: maxTokensHelp)
+            case "--temperature": return .value("--temperature", valueName: "T", help: "Sampling temperature (default 0: greedy, reruns agree).")
+            default: return o
+            }
+        }
+    }
+
+    /// For commands that score rather than sample: only threads and context.
+    static var computeSpecs: [OptionSpec] {
+        GenerationOptions.specs.filter { ["--threads", "--ctx"].contains($0.names[0]) }
+    }
+
     static let discussion = """
         PATH may be files or directories (walked recursively for .txt, .md, .html, .htm, .pdf).
         PDF needs pdftotext from poppler-utils. Results are written as each document finishes, so
