@@ -20,9 +20,11 @@ struct SummarizeCommand: Command {
             --max-words is asked for in the prompt and bounds generation (about 1.5 tokens per
             word, unless --max-tokens is given); a summary that still comes out longer is cut at a
             sentence boundary within the limit and marked "truncated": true, with a note on
-            standard error.
+            standard error. Decoding uses --repeat-penalty 1.1 unless it is given.
             """ + "\n\n" + DocumentOptions.discussion
     )
+
+    static let defaultRepeatPenalty: Float = 1.1
 
     static func tokenEstimate(words: Int) -> Int { Int((Double(words) * 1.5).rounded(.up)) + 16 }
 
@@ -33,7 +35,10 @@ struct SummarizeCommand: Command {
         _ = try a.require("--model")
         let maxWords = try a.int("--max-words") ?? 100
         guard (1...4000).contains(maxWords) else { throw UsageError("--max-words must be between 1 and 4000") }
-        let request = try DocumentOptions.request(a, defaultMaxTokens: Self.tokenEstimate(words: maxWords))
+        var request = try DocumentOptions.request(a, defaultMaxTokens: Self.tokenEstimate(words: maxWords))
+        // Greedy decoding of a small model loops on a line ("Report\n\nReport\n\n…") without a
+        // mild repetition penalty; llama.cpp's classic default of 1.1 is enough.
+        if a.value("--repeat-penalty") == nil { request.sampling.repeatPenalty = Self.defaultRepeatPenalty }
         guard request.maxTokens > 0 else { throw UsageError("--max-tokens must be at least 1 for a summary") }
         let batch = try DocumentRun(command: spec.name, a, console: console)
         if batch.pending.isEmpty { return batch.run { _, _ in [] } }
