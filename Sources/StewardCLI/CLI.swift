@@ -39,6 +39,9 @@ public enum StewardCLI {
         KillSwitchCommand(),
         DoctorCommand(),
         ModerateCommand(),
+        ExtractCommand(),
+        ClassifyCommand(),
+        SummarizeCommand(),
     ]
 
     static var topHelp: String {

@@ -41,6 +41,15 @@ public final class Console: @unchecked Sendable {
         return String(decoding: data, as: UTF8.self)
     }
 
+    /// True when standard error is a terminal (then progress is drawn in place).
+    public var errorIsTerminal: Bool {
+        if capture { return false }
+        return isatty(STDERR_FILENO) != 0
+    }
+
+    /// True for a console that records output (in-process tests): no signal handlers then.
+    public var isCapturing: Bool { capture }
+
     /// True when standard input is a terminal (then we don't wait for piped text).
     public var inputIsTerminal: Bool {
         if capture { return stdinText == nil }
