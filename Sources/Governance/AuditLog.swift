@@ -37,7 +37,7 @@ public struct AuditPolicy: Sendable, Equatable {
 
     /// Decodes the "audit" object of a policy file; unknown keys are an error naming the key.
     public init(section: [String: Any]) throws(AuditError) {
-        for k in section.keys where !AuditPolicy.keys.contains(k) {
+        for k in section.keys where !AuditPolicy.keys.contains(k) && k != "$comment" {
             throw .policy("unknown key '\(k)' in the \"audit\" section (known: \(AuditPolicy.keys.joined(separator: ", ")))")
         }
         if let p = section["prompts"] {

@@ -23,7 +23,7 @@ public struct UsagePolicy: Sendable, Equatable {
 
     public init(section: [String: Any]) throws(AuditError) {
         let known = ["currency", "cost_per_1k_tokens"]
-        for k in section.keys where !known.contains(k) {
+        for k in section.keys where !known.contains(k) && k != "$comment" {
             throw .policy("unknown key '\(k)' in the \"usage\" section (known: \(known.joined(separator: ", ")))")
         }
         if let c = section["currency"] {

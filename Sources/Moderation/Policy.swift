@@ -159,7 +159,8 @@ public struct ModerationConfig: Sendable, Equatable {
     static let ruleKeys = ruleKinds + ["action", "name", "whole_word", "case_sensitive", "threshold", "replacement", "categories"]
 
     static func checkKeys(_ o: [String: Any], _ known: [String], at path: String) throws {
-        for k in o.keys.sorted() where !known.contains(k) {
+        // "$comment" documents a policy file anywhere, as in the other sections.
+        for k in o.keys.sorted() where !known.contains(k) && k != "$comment" {
             throw ModerationPolicyError("\(path): unknown key '\(k)' (known: \(known.joined(separator: ", ")))")
         }
     }
