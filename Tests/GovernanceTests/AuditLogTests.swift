@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import Governance
+import Moderation
 
 final class AuditLogTests: XCTestCase {
     var dir: URL!
@@ -239,6 +240,17 @@ final class AuditLogTests: XCTestCase {
         XCTAssertThrowsError(try AuditLog(storage: try SQLiteStorage(path: ":memory:"), policy: AuditPolicy(prompts: .redacted))) {
             XCTAssertEqual($0 as? AuditError, .redactorMissing)
         }
+    }
+
+    /// What `steward serve` wires for prompts "redacted": moderation's PII and secret detectors.
+    func testRedactedModeWithModerationsRedactor() throws {
+        let (_, log) = try open(AuditPolicy(prompts: .redacted), redactor: ModerationService.redactor)
+        let r = try log.recordRequest(request(1, prompt: "mail ann@example.com, card 4111 1111 1111 1111", completion: "call +44 20 7946 0958"))
+        let prompt = try XCTUnwrap(r.prompt), completion = try XCTUnwrap(r.completion)
+        XCTAssertFalse(prompt.contains("ann@example.com"), prompt)
+        XCTAssertFalse(prompt.contains("4111 1111 1111 1111"), prompt)
+        XCTAssertFalse(completion.contains("7946 0958"), completion)
+        XCTAssertTrue(prompt.contains("REDACTED"), prompt)
     }
 
     func testExportFormats() throws {
