@@ -1,4 +1,5 @@
 import Foundation
+import Generation
 import Templates
 
 // Tool (function) calling for /v1/chat/completions and /api/chat.
@@ -660,23 +661,8 @@ public enum ToolJSON {
         }
     }
 
-    public static func quote(_ t: String) -> String {
-        var s = "\""
-        for u in t.unicodeScalars {
-            switch u {
-            case "\"": s += "\\\""
-            case "\\": s += "\\\\"
-            case "\n": s += "\\n"
-            case "\r": s += "\\r"
-            case "\t": s += "\\t"
-            case "\u{08}": s += "\\b"
-            case "\u{0C}": s += "\\f"
-            default:
-                if u.value < 0x20 { s += String(format: "\\u%04x", u.value) } else { s.unicodeScalars.append(u) }
-            }
-        }
-        return s + "\""
-    }
+    /// A JSON string literal (the one escaping grammar and schema code use too).
+    public static func quote(_ t: String) -> String { OrderedJSON.quote(t) }
 
     /// For Ollama's `arguments` object.
     static func jsonValue(_ v: TemplateValue) -> JSONValue {

@@ -84,20 +84,8 @@ public enum ToolGrammar {
         return "root ::= \(root)\n" + rules.joined(separator: "\n") + "\n"
     }
 
-    static func literal(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default: out.unicodeScalars.append(u)
-            }
-        }
-        return out + "\""
-    }
+    /// A GBNF string literal (control characters escaped as the grammar parser reads them).
+    static func literal(_ s: String) -> String { gbnfLiteral(s) }
 
     /// Renames every rule of a GBNF text by prefixing it, so several schemas' rules can live in
     /// one grammar. Literals, character classes, repetition counts and comments are left alone.

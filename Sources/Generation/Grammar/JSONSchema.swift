@@ -67,7 +67,7 @@ public enum JSONSchemaGrammar {
 }
 
 /// GBNF string literal for `s`.
-func gbnfLiteral(_ s: String) -> String {
+public func gbnfLiteral(_ s: String) -> String {
     var out = "\""
     for u in s.unicodeScalars {
         switch u {

@@ -49,7 +49,8 @@ public indirect enum OrderedJSON: Sendable, Equatable {
         }
     }
 
-    static func quote(_ s: String) -> String {
+    /// `s` as a JSON string literal: `"`, `\` and control characters escaped, the rest as is.
+    public static func quote(_ s: String) -> String {
         var out = "\""
         for u in s.unicodeScalars {
             switch u {
