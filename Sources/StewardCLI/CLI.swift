@@ -38,6 +38,7 @@ public enum StewardCLI {
         KeysCommand(),
         KillSwitchCommand(),
         DoctorCommand(),
+        ComplianceCommand(),
         ModerateCommand(),
         ExtractCommand(),
         ClassifyCommand(),

@@ -259,12 +259,21 @@ final class LockedFlag: @unchecked Sendable {
     func set() { lock.lock(); value = true; lock.unlock() }
 }
 
-/// The governance overhead per request through API.handle (audit + usage today; auth and
-/// moderation join `GovernanceBench.configure` when merged). STEWARD_BENCH=1; target < 1 ms.
+/// The governance overhead per request with auth, moderation (`standard`) and audit all on:
+/// a chat request's path piece by piece, and whole requests through API.handle.
+/// STEWARD_BENCH=1, release build; target < 1 ms.
 final class GovernanceBenchTests: XCTestCase {
     func testGovernanceOverheadPerRequest() throws {
         try XCTSkipUnless(ProcessInfo.processInfo.environment["STEWARD_BENCH"] == "1", "set STEWARD_BENCH=1")
         for mode in [PromptLogging.none, .hash] {
+            let chat = try GovernanceBench.runChatPath(requests: 3000, prompts: mode)
+            for p in chat.pieces + [chat.total] {
+                print(String(format: "governance bench (prompts %@) chat path %@: median %.1f µs, p99 %.1f µs, mean %.1f µs",
+                             mode.rawValue, p.name, p.median, p.p99, p.mean))
+            }
+            XCTAssertEqual(chat.pieces.count, 4, "auth, input moderation, output moderation, audit")
+            XCTAssertGreaterThan(chat.bodyBytes, 1400)
+            XCTAssertLessThan(chat.total.median, 1000, "chat request governance path over 1 ms (median)")
             for r in try GovernanceBench.run(requests: 3000, prompts: mode) {
                 let overhead = r.governed - r.baseline
                 print(String(format: "governance bench (prompts %@) %@: %.1f → %.1f µs, overhead %.1f µs (p99 %.1f µs)",
