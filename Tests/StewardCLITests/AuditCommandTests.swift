@@ -174,17 +174,23 @@ final class AuditCommandTests: XCTestCase {
         try proc.run()
         defer { if proc.isRunning { kill(proc.processIdentifier, SIGKILL); proc.waitUntilExit() } }
 
-        // Wait for "ready at http://127.0.0.1:PORT".
-        var seen = ""
-        var port: Int?
-        let deadline = Date().addingTimeInterval(60)
-        while port == nil && Date() < deadline {
-            let d = out.fileHandleForReading.availableData
-            if d.isEmpty { break }
-            seen += String(decoding: d, as: UTF8.self)
-            if let r = seen.range(of: #"ready at http://127\.0\.0\.1:(\d+)"#, options: .regularExpression) {
-                port = Int(seen[r].split(separator: ":").last ?? "")
+        // Wait for "ready at http://127.0.0.1:PORT", reading on another thread so the deadline
+        // holds even when the server prints nothing more.
+        let output = LockedText()
+        let readyOrClosed = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            while true {
+                let d = out.fileHandleForReading.availableData
+                if d.isEmpty { break }
+                if output.append(String(decoding: d, as: UTF8.self)).contains("ready at ") { readyOrClosed.signal() }
             }
+            readyOrClosed.signal()
+        }
+        _ = readyOrClosed.wait(timeout: .now() + 120)
+        let seen = output.text
+        var port: Int?
+        if let r = seen.range(of: #"ready at http://127\.0\.0\.1:(\d+)"#, options: .regularExpression) {
+            port = Int(seen[r].split(separator: ":").last ?? "")
         }
         let p = try XCTUnwrap(port, "server did not become ready: \(seen)")
         XCTAssertTrue(seen.contains("audit log at \(home)/steward.db (prompts: none)"), seen)
@@ -229,10 +235,12 @@ final class AuditCommandTests: XCTestCase {
         }
         Thread.sleep(forTimeInterval: 4)
         kill(proc.processIdentifier, SIGKILL)
-        proc.waitUntilExit()
+        let exitDeadline = Date().addingTimeInterval(30)
+        while proc.isRunning && Date() < exitDeadline { usleep(10_000) }
         stopFlag.set()
         XCTAssertEqual(group.wait(timeout: .now() + 30), .success)
-        XCTAssertEqual(proc.terminationReason, .uncaughtSignal)
+        XCTAssertFalse(proc.isRunning, "the server did not die on SIGKILL within 30 s")
+        if !proc.isRunning { XCTAssertEqual(proc.terminationReason, .uncaughtSignal) }
 
         let ids = answered.lock.withLock { answered.ids }
         XCTAssertGreaterThan(ids.count, 10, "enough requests were answered before the kill")
@@ -250,6 +258,14 @@ final class AuditCommandTests: XCTestCase {
         XCTAssertTrue(v.ok, "\(v.problems)")
         print("kill -9: \(ids.count) answered requests all in the log (\(logged.count) records, \(generated.count) generations; \(answered.failures) requests failed: in flight at the kill or sent after it)")
     }
+}
+
+final class LockedText: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = ""
+    var text: String { lock.lock(); defer { lock.unlock() }; return value }
+    /// Appends and returns the whole text so far.
+    func append(_ s: String) -> String { lock.lock(); defer { lock.unlock() }; value += s; return value }
 }
 
 final class LockedFlag: @unchecked Sendable {
