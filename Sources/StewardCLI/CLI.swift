@@ -42,6 +42,7 @@ public enum StewardCLI {
         ExtractCommand(),
         ClassifyCommand(),
         SummarizeCommand(),
+        RagCommand(),
     ]
 
     static var topHelp: String {
