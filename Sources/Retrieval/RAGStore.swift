@@ -70,7 +70,7 @@ public struct RetrievedChunk: Sendable, Equatable {
 ///
 /// Erasure: deleting a document deletes its chunk rows (text and embedding) and FTS rows in one
 /// transaction with `secure_delete` on (freed pages are zeroed), then merges the FTS index so
-/// no deleted token is left in an old segment, and bumps the collection's generation so a saved
+/// no deleted token is left in an old segment, truncates the write-ahead log, and bumps the collection's generation so a saved
 /// HNSW file (which holds vectors) is deleted and rebuilt without it.
 public final class RAGStore: @unchecked Sendable {
     public let storage: SQLiteStorage
@@ -255,9 +255,12 @@ public final class RAGStore: @unchecked Sendable {
         try storage.execute("UPDATE rag_collections SET generation = generation + 1 WHERE id = ?", .integer(collectionID))
     }
 
-    /// Merges the FTS index into one segment, which drops deleted entries from it.
+    /// Merges the FTS index into one segment, which drops deleted entries from it, then
+    /// checkpoints and truncates the write-ahead log so earlier page images (which held the
+    /// deleted text) do not linger in the -wal file.
     private func purgeFTS() throws {
         try storage.execute("INSERT INTO rag_fts (rag_fts) VALUES ('optimize')")
+        if storage.path != ":memory:" { _ = try storage.query("PRAGMA wal_checkpoint(TRUNCATE)") }
     }
 
     private func invalidateIndex(_ collectionID: Int64) {

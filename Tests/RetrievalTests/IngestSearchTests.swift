@@ -108,6 +108,11 @@ final class IngestSearchTests: XCTestCase {
         XCTAssertFalse(chunkIDs.isEmpty)
         try store.deleteDocument(id: doc.id, in: c)
 
+        // Not a byte of the erased text is left in the database or its write-ahead log.
+        for file in [dir + "/steward.db", dir + "/steward.db-wal"] {
+            let bytes = (try? Data(contentsOf: URL(fileURLWithPath: file))) ?? Data()
+            XCTAssertNil(bytes.range(of: Data("waggle".utf8)), "\(file) still holds the erased text")
+        }
         let left = try store.remnants(documentID: doc.id, chunkIDs: chunkIDs)
         XCTAssertEqual(left.documents, 0); XCTAssertEqual(left.chunks, 0); XCTAssertEqual(left.fts, 0)
         let vectors = try store.vectors(of: store.requireCollection("kb"))
