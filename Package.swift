@@ -30,10 +30,14 @@ let package = Package(
         .target(name: "Models", dependencies: ["ModelFiles", "Kernels", "CKernels"]),
         .target(name: "Generation", dependencies: ["ModelFiles", "Tokenization", "Models"]),
         .target(name: "Moderation"),
+        // Reading documents (text, Markdown, HTML, PDF via pdftotext, source code) and splitting them.
+        .target(name: "Documents"),
         .target(name: "Governance", dependencies: ["CSQLite", "CCrypto", "ModelFiles", "Moderation"]),
+        // Retrieval for RAG: document store (SQLite + FTS5), embeddings, exact and HNSW vector search.
+        .target(name: "Retrieval", dependencies: ["Documents", "Governance", "Generation", "Models", "Tokenization", "Kernels", "ModelFiles"]),
         .target(name: "TestSupport", dependencies: ["ModelFiles"], path: "Sources/TestSupport"),
         .target(name: "Server", dependencies: ["CMicroHTTPD", "ModelFiles", "Tokenization", "Templates", "Models", "Generation", "Governance", "Moderation"]),
-        .target(name: "StewardCLI", dependencies: ["ModelFiles", "Tokenization", "Templates", "Models", "Generation", "Server", "Governance", "Moderation"]),
+        .target(name: "StewardCLI", dependencies: ["ModelFiles", "Tokenization", "Templates", "Models", "Generation", "Server", "Governance", "Moderation", "Documents", "Retrieval"]),
         .executableTarget(name: "steward", dependencies: ["StewardCLI"]),
         .testTarget(name: "ModelFilesTests", dependencies: ["TestSupport", "ModelFiles"]),
         .testTarget(name: "TokenizationTests", dependencies: ["TestSupport", "Tokenization", "ModelFiles"]),
@@ -41,8 +45,9 @@ let package = Package(
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CKernels", "TestSupport", "ModelFiles"]),
         .testTarget(name: "GenerationTests", dependencies: ["TestSupport", "Generation", "Models", "Tokenization", "ModelFiles"]),
         .testTarget(name: "ModelsTests", dependencies: ["TestSupport", "Models", "ModelFiles", "Kernels"]),
-        .testTarget(name: "StewardCLITests", dependencies: ["TestSupport", "StewardCLI"]),
+        .testTarget(name: "StewardCLITests", dependencies: ["TestSupport", "StewardCLI", "Documents"]),
         .testTarget(name: "GovernanceTests", dependencies: ["TestSupport", "Governance", "ModelFiles"]),
+        .testTarget(name: "RetrievalTests", dependencies: ["TestSupport", "Retrieval", "Documents", "Governance", "Generation"]),
         .testTarget(name: "ModerationTests", dependencies: ["TestSupport", "Moderation"]),
         .testTarget(name: "ServerTests", dependencies: ["TestSupport", "Server", "Generation", "Models", "Tokenization", "ModelFiles"]),
     ]

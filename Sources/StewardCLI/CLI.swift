@@ -43,6 +43,7 @@ public enum StewardCLI {
         ExtractCommand(),
         ClassifyCommand(),
         SummarizeCommand(),
+        RagCommand(),
     ]
 
     static var topHelp: String {

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Documents
 import Foundation
 import Generation
 import Templates

@@ -13,12 +13,18 @@ public struct DocumentError: Error, CustomStringConvertible, Equatable, Sendable
 
 /// A document's text as the model will see it.
 public struct DocumentText: Sendable {
-    public enum Kind: String, Sendable { case text, markdown, html, pdf }
+    public enum Kind: String, Sendable { case text, markdown, html, pdf, code }
     /// The path as given on the command line (or found under a directory given there); this is
     /// the `source` of the output records and what `--resume` matches on.
     public let source: String
     public let kind: Kind
     public let text: String
+
+    public init(source: String, kind: Kind, text: String) {
+        self.source = source
+        self.kind = kind
+        self.text = text
+    }
 }
 
 /// Reads plain text, Markdown (as text), HTML (tags, scripts and styles removed, entities
@@ -29,6 +35,9 @@ public struct DocumentReader: Sendable {
     public static let supportedExtensions: [String: DocumentText.Kind] = [
         "txt": .text, "text": .text, "md": .markdown, "markdown": .markdown,
         "html": .html, "htm": .html, "xhtml": .html, "pdf": .pdf,
+        // Source code is read as text (for retrieval over a code base).
+        "swift": .code, "py": .code, "c": .code, "h": .code, "js": .code, "ts": .code,
+        "go": .code, "rs": .code, "java": .code, "sh": .code,
     ]
     /// Larger files are refused rather than read into memory: no model context holds them anyway.
     public static let maxBytes = 64 << 20
@@ -97,7 +106,7 @@ public struct DocumentReader: Sendable {
     }
 
     /// UTF-8 text (a byte-order mark is dropped); NUL bytes or invalid UTF-8 mean a binary file.
-    static func decodeText(_ data: Data) throws(DocumentError) -> String {
+    public static func decodeText(_ data: Data) throws(DocumentError) -> String {
         var bytes = [UInt8](data)
         if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes.removeFirst(3) }
         if bytes.prefix(8192).contains(0) {
@@ -109,7 +118,7 @@ public struct DocumentReader: Sendable {
         return s
     }
 
-    static func normalizeNewlines(_ s: String) -> String {
+    public static func normalizeNewlines(_ s: String) -> String {
         s.replacingOccurrences(of: "\r\n", with: "\n").replacingOccurrences(of: "\r", with: "\n")
     }
 

@@ -64,7 +64,7 @@ public enum TextChunker {
     }
 
     /// Sentences: split after ". ", "! ", "? " (and their newline forms); the terminator stays.
-    static func sentences(_ text: String) -> [String] {
+    public static func sentences(_ text: String) -> [String] {
         var out: [String] = []
         var cur = ""
         var prevEnd = false
@@ -145,7 +145,7 @@ public enum Words {
     }
 
     /// The text up to its last sentence end, if it has one (for output cut by the token cap).
-    static func lastWholeSentences(_ s: String) -> String? {
+    public static func lastWholeSentences(_ s: String) -> String? {
         let t = s.trimmingCharacters(in: .whitespacesAndNewlines)
         guard let end = t.lastIndex(where: { $0 == "." || $0 == "!" || $0 == "?" }) else { return nil }
         return String(t[...end])
