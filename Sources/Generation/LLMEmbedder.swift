@@ -35,8 +35,9 @@ public final class LLMEmbedder: @unchecked Sendable {
         self.maxTokens = max(1, min(maxTokens ?? model.config.contextLength, model.config.contextLength))
     }
 
-    /// Token ids of `text` as the model sees them: the tokenizer's own rule for BOS/EOS, special
-    /// tokens written in the text are not parsed (as llama.cpp's embedding tool does by default).
+    /// Token ids of `text` as the model sees them: the tokenizer's own rule for BOS/EOS; special
+    /// tokens written in the text are not parsed (texts to embed are data, not prompts; llama.cpp's
+    /// server parses them, which only differs for texts that spell out a special token).
     public func tokens(_ text: String) throws -> [Int32] {
         let ids = tokenizer.encode(text)
         guard ids.count <= maxTokens else { throw EmbedderError.tooLong(tokens: ids.count, max: maxTokens) }
