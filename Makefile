@@ -10,7 +10,7 @@ SWIFT_RELEASE := swift build -c release
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test test-clients deps models build build-release bench bench-server clean dist test-dist
+.PHONY: run test test-clients deps models build build-release bench bench-server bench-embed clean dist test-dist
 
 ## deps: install missing Debian packages (idempotent; skips what is installed)
 deps:
@@ -47,6 +47,11 @@ test-clients:
 ## bench: Steward vs llama.cpp in the same run (builds the peer once, ~8 min, cached)
 bench: deps models build-release
 	scripts/bench-vs-llamacpp --threads 2
+
+## bench-embed: all-MiniLM-L6-v2 sentences/s at batch 1 and 32, Steward vs sentence-transformers
+## (needs a venv with sentence-transformers: PYTHON=/path/to/python, default /work/venv-torch/bin/python)
+bench-embed: models build-release
+	scripts/bench-embeddings --threads 2
 
 ## dist: a self-contained dist/steward for machines without Swift (static Swift runtime,
 ## libmicrohttpd and libcrypto linked in; dist/lib holds the two GnuTLS dependencies Debian ships

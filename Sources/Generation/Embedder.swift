@@ -9,6 +9,9 @@ public enum EmbedderError: Error, CustomStringConvertible, Equatable {
     case tooLong(tokens: Int, max: Int)
     case badModelDirectory(path: String, reason: String)
     case unsupported(path: String, what: String)
+    /// A text that gives no tokens at all (an empty string, for a model that adds no BOS):
+    /// there is nothing to pool.
+    case emptyText(index: Int)
 
     public var description: String {
         switch self {
@@ -17,6 +20,8 @@ public enum EmbedderError: Error, CustomStringConvertible, Equatable {
                 + "split it into shorter chunks (nothing is truncated silently)"
         case let .badModelDirectory(path, reason):
             return "\(path) is not a usable sentence-transformers model directory: \(reason)"
+        case let .emptyText(index):
+            return "text \(index) gives no tokens, so it has no embedding; leave empty texts out"
         case let .unsupported(path, what):
             return "\(path): \(what) is not supported by this embedder (supported: a Transformer module, "
                 + "one Pooling module with exactly one of mean / CLS / max / mean-sqrt-len pooling, "

@@ -208,6 +208,40 @@ public final class DecoderModel: @unchecked Sendable {
 
     public enum PrefillLogits: Sendable { case none, last, all }
 
+    /// The final hidden state of every token of `tokens` (after the output norm, before the
+    /// output matrix), row-major (n, hiddenSize), run at the cache's next positions in the same
+    /// batches as `forward`. This is what llama.cpp's embedding mode pools (its `result_norm`
+    /// with all outputs requested); no logits are computed. Used for embeddings from a chat
+    /// model: pass a scratch cache of the caller's own, never a generating sequence's.
+    public func hiddenStates(tokens: [Int32], cache: KVCache) throws(ModelError) -> [Float] {
+        let n = tokens.count
+        guard n > 0 else { return [] }
+        guard cache.count + n <= cache.capacity else {
+            throw .badConfig("the KV cache holds \(cache.capacity) tokens; \(cache.count) used, \(n) more requested")
+        }
+        for t in tokens where t < 0 || Int(t) >= config.vocabSize {
+            throw .badConfig("token id \(t) is outside the vocabulary (0..<\(config.vocabSize))")
+        }
+        lock.lock()
+        defer { lock.unlock() }
+        var out: [Float] = []
+        out.reserveCapacity(n * config.hiddenSize)
+        var start = 0
+        while start < n {
+            let end = min(start + Self.maxBatch, n)
+            let tiled = end - start >= Self.tiledAttentionRows
+            var s0 = start
+            for len in Self.steps(ofBatch: end - start) {
+                let e0 = s0 + len
+                out += forwardStep(Array(tokens[s0..<e0]), rows: RowPlaces(single: cache, pos0: cache.count, count: e0 - s0),
+                                   logits: .all, tiledAttention: tiled, hiddenOnly: true)
+                s0 = e0
+            }
+            start = end
+        }
+        return out
+    }
+
     /// One decode step for several sequences at once (continuous batching): token i goes to
     /// caches[i] at its next position; each cache appears at most once. Returns the logits of
     /// every row (row-major (n, vocab)). Each row's arithmetic is exactly that of a single-token
@@ -252,7 +286,7 @@ public final class DecoderModel: @unchecked Sendable {
         }
     }
 
-    private func forwardStep(_ tokens: [Int32], rows: RowPlaces, logits want: LogitRows, tiledAttention: Bool) -> [Float] {
+    private func forwardStep(_ tokens: [Int32], rows: RowPlaces, logits want: LogitRows, tiledAttention: Bool, hiddenOnly: Bool = false) -> [Float] {
         let c = config
         let n = tokens.count
         let s = scratch(n: n, capacity: rows.caches.map(\.capacity).max() ?? 0)
@@ -345,6 +379,7 @@ public final class DecoderModel: @unchecked Sendable {
         let rowsOut = want == .all ? n : 1  // with .last, the last layer left it in row 0
         rmsnorm(s.x, weights.outputNorm, rowsOut, h, into: s.xn)
         debugTap?("result_norm", -1, s.xn, rowsOut * h)
+        if hiddenOnly { return Array(UnsafeBufferPointer(start: s.xn, count: rowsOut * h)) }
         var logits = [Float](repeating: 0, count: rowsOut * c.vocabSize)
         logits.withUnsafeMutableBufferPointer { lp in
             compute.matmul(weights.output.matrix, x: s.xn, tokens: rowsOut, y: lp.baseAddress!)

@@ -207,19 +207,49 @@ public final class API: @unchecked Sendable {
         throw APIError.modelNotFound(id, available: models.models.map(\.id) + models.embeddingModels.map(\.id))
     }
 
-    func embedder(_ id: String?) throws -> ServedEmbedder {
+    /// What an embeddings request runs: a served sentence-embedding model, or a served chat
+    /// model through `LLMEmbedder` (`pooling` "mean", the default, or "last"; an extension field).
+    struct EmbeddingTarget {
+        let id: String
+        let dimension: Int
+        let embed: ([String]) throws -> (vectors: [[Float]], tokens: Int)
+    }
+
+    func embedder(_ id: String?, pooling: String?) throws -> EmbeddingTarget {
         try requireReady()
         guard let id, !id.isEmpty else { throw APIError.missing("model") }
-        if let e = models.embeddingModel(id) { return e }
+        if let e = models.embeddingModel(id) {
+            // An encoder pools as its sentence-transformers config says; a request may only restate it.
+            if let p = pooling, p != e.embedder.pooling.rawValue {
+                throw APIError.invalid("'pooling' is fixed by \(id)'s configuration (\(e.embedder.pooling.rawValue)); it can be chosen (mean or last) only for chat models",
+                                       param: "pooling", code: "invalid_value")
+            }
+            return EmbeddingTarget(id: e.id, dimension: e.embedder.dimension, embed: e.embed)
+        }
+        if let m = models.model(id) {
+            let choice: LLMEmbedder.Pooling
+            if let p = pooling {
+                guard let c = LLMEmbedder.Pooling(rawValue: p) else {
+                    throw APIError.invalid("'pooling' must be 'mean' or 'last', got '\(p)'", param: "pooling", code: "invalid_value")
+                }
+                choice = c
+            } else {
+                choice = .mean
+            }
+            // Each text runs in a KV cache of its own; the model's lock interleaves these
+            // forwards with the generation engine's steps, so generations are not disturbed.
+            let e = LLMEmbedder(model: m.engine.model, tokenizer: m.tokenizer, pooling: choice, maxTokens: m.contextLength)
+            return EmbeddingTarget(id: m.id, dimension: e.dimension) { texts in
+                let ids = try texts.map { try e.tokens($0) }
+                if let i = ids.firstIndex(where: \.isEmpty) { throw EmbedderError.emptyText(index: i) }
+                return (try ids.map { try e.embed(tokens: $0) }, ids.reduce(0) { $0 + $1.count })
+            }
+        }
         if models.embeddingModels.isEmpty {
-            throw APIError.invalid("no embedding model is loaded; start steward serve with one as well, e.g. --model all-minilm-l6-v2",
+            throw APIError.invalid("'\(id)' is not served and no embedding model is loaded; name a served chat model (\(models.models.map(\.id).joined(separator: ", "))) or start steward serve with an embedding model as well, e.g. --model all-minilm-l6-v2",
                                    param: "model", code: "model_not_supported")
         }
-        if models.model(id) != nil {
-            throw APIError.invalid("'\(id)' is not an embedding model (embedding models: \(models.embeddingModels.map(\.id).joined(separator: ", ")))",
-                                   param: "model", code: "model_not_supported")
-        }
-        throw APIError.modelNotFound(id, available: models.embeddingModels.map(\.id))
+        throw APIError.modelNotFound(id, available: models.embeddingModels.map(\.id) + models.models.map(\.id))
     }
 
     func chatPrompt(_ m: ServedModel, _ messages: [(role: String, content: String)], param: String) throws -> [Int32] {

@@ -68,6 +68,7 @@ public struct APIError: Error, Sendable, Equatable, CustomStringConvertible {
             }
         case let e as EmbedderError:
             if case .tooLong = e { return .invalid(e.description, param: "input", code: "context_length_exceeded") }
+            if case .emptyText = e { return .invalid(e.description, param: "input", code: "invalid_value") }
             return APIError(status: 500, message: e.description, type: "server_error")
         case let e as DecodingError:
             return Self.decoding(e)

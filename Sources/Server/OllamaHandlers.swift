@@ -282,7 +282,7 @@ extension API {
 
     func ollamaEmbed(_ r: HTTPRequest) throws -> HTTPResponse {
         let req = try decode(Ollama.EmbedRequest.self, r)
-        let e = try embedder(req.model)
+        let e = try embedder(req.model, pooling: req.pooling)
         guard let input = req.input else { throw APIError.missing("input") }
         let rawTexts = input.values
         guard !rawTexts.isEmpty else { throw APIError.invalid("'input' must hold at least one text", param: "input") }

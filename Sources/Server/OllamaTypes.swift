@@ -178,6 +178,8 @@ public enum Ollama {
         public var truncate: Bool?
         public var options: Options?
         public var keep_alive: JSONValue?
+        /// Extension: for a chat model, how its hidden states are pooled, "mean" (default) or "last".
+        public var pooling: String?
         public init() {}
     }
 

@@ -449,7 +449,7 @@ extension API {
 
     func embeddings(_ r: HTTPRequest) throws -> HTTPResponse {
         let req = try decode(OpenAI.EmbeddingRequest.self, r)
-        let e = try embedder(req.model)
+        let e = try embedder(req.model, pooling: req.pooling)
         guard let input = req.input else { throw APIError.missing("input") }
         let rawTexts = input.values
         guard !rawTexts.isEmpty else { throw APIError.invalid("'input' must hold at least one text", param: "input", code: "invalid_value") }
@@ -459,8 +459,8 @@ extension API {
         guard format == "float" || format == "base64" else {
             throw APIError.invalid("'encoding_format' must be 'float' or 'base64', got '\(format)'", param: "encoding_format", code: "invalid_value")
         }
-        if let d = req.dimensions, d != e.embedder.dimension {
-            throw APIError.invalid("'dimensions' must be \(e.embedder.dimension) for \(e.id) (it cannot be shortened)", param: "dimensions", code: "invalid_value")
+        if let d = req.dimensions, d != e.dimension {
+            throw APIError.invalid("'dimensions' must be \(e.dimension) for \(e.id) (it cannot be shortened)", param: "dimensions", code: "invalid_value")
         }
         r.context.model = e.id
         r.context.capturePrompt(texts.joined(separator: "\n"))

@@ -309,6 +309,8 @@ public enum OpenAI {
         public var encoding_format: String?
         public var dimensions: Int?
         public var user: String?
+        /// Extension: for a chat model, how its hidden states are pooled, "mean" (default) or "last".
+        public var pooling: String?
         public init() {}
     }
 

@@ -27,6 +27,7 @@ public enum StewardCLI {
         PerplexityCommand(),
         BenchCommand(),
         TokenizerBenchCommand(),
+        EmbedBenchCommand(),
         ServeCommand(),
         PlanCommand(),
         ModelsCommand(),
