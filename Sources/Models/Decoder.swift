@@ -142,12 +142,7 @@ public final class DecoderModel: @unchecked Sendable {
         let c = config
         let n = tokens.count
         guard n > 0 else { return [] }
-        guard cache.count + n <= cache.capacity else {
-            throw .badConfig("the KV cache holds \(cache.capacity) tokens; \(cache.count) used, \(n) more requested")
-        }
-        for t in tokens where t < 0 || Int(t) >= c.vocabSize {
-            throw .badConfig("token id \(t) is outside the vocabulary (0..<\(c.vocabSize))")
-        }
+        try checkRoom(for: tokens, in: cache)
         lock.lock()
         defer { lock.unlock() }
         // llama.cpp's batches of up to maxBatch tokens decide the attention kernel (tiled for 64
@@ -182,14 +177,9 @@ public final class DecoderModel: @unchecked Sendable {
     public func prefill(tokens: [Int32], cache: KVCache, batchTokens: Int, logits: PrefillLogits) throws(ModelError) -> [Float] {
         let n = tokens.count
         guard n > 0 else { return [] }
-        guard cache.count + n <= cache.capacity else {
-            throw .badConfig("the KV cache holds \(cache.capacity) tokens; \(cache.count) used, \(n) more requested")
-        }
+        try checkRoom(for: tokens, in: cache)
         guard n <= batchTokens && batchTokens <= Self.maxBatch else {
             throw .badConfig("prefill: a slice of \(n) tokens of a batch of \(batchTokens) (at most \(Self.maxBatch))")
-        }
-        for t in tokens where t < 0 || Int(t) >= config.vocabSize {
-            throw .badConfig("token id \(t) is outside the vocabulary (0..<\(config.vocabSize))")
         }
         lock.lock()
         defer { lock.unlock() }
@@ -208,6 +198,16 @@ public final class DecoderModel: @unchecked Sendable {
 
     public enum PrefillLogits: Sendable { case none, last, all }
 
+    /// The cache has room for `tokens` and every id is in the vocabulary.
+    private func checkRoom(for tokens: [Int32], in cache: KVCache) throws(ModelError) {
+        guard cache.count + tokens.count <= cache.capacity else {
+            throw .badConfig("the KV cache holds \(cache.capacity) tokens; \(cache.count) used, \(tokens.count) more requested")
+        }
+        for t in tokens where t < 0 || Int(t) >= config.vocabSize {
+            throw .badConfig("token id \(t) is outside the vocabulary (0..<\(config.vocabSize))")
+        }
+    }
+
     /// The final hidden state of every token of `tokens` (after the output norm, before the
     /// output matrix), row-major (n, hiddenSize), run at the cache's next positions in the same
     /// batches as `forward`. This is what llama.cpp's embedding mode pools (its `result_norm`
@@ -216,12 +216,7 @@ public final class DecoderModel: @unchecked Sendable {
     public func hiddenStates(tokens: [Int32], cache: KVCache) throws(ModelError) -> [Float] {
         let n = tokens.count
         guard n > 0 else { return [] }
-        guard cache.count + n <= cache.capacity else {
-            throw .badConfig("the KV cache holds \(cache.capacity) tokens; \(cache.count) used, \(n) more requested")
-        }
-        for t in tokens where t < 0 || Int(t) >= config.vocabSize {
-            throw .badConfig("token id \(t) is outside the vocabulary (0..<\(config.vocabSize))")
-        }
+        try checkRoom(for: tokens, in: cache)
         lock.lock()
         defer { lock.unlock() }
         var out: [Float] = []
