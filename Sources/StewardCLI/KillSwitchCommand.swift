@@ -1,7 +1,5 @@
+import Glibc
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import Governance
 
 /// `steward kill-switch disable-model|enable-model NAME`: stop a model on a running server.
@@ -60,37 +58,77 @@ struct KillSwitchCommand: Command {
     }
 }
 
-/// A tiny synchronous client for a server's admin API.
+/// A tiny synchronous client for a server's admin API: plain HTTP/1.1 over a socket. Not
+/// URLSession, whose Linux implementation needs libcurl, which the self-contained dist binary
+/// does not carry; https is refused (on the server's own machine leave out --server, the kill
+/// switch then goes through the database).
 enum AdminClient {
-    final class Box: @unchecked Sendable { var data: Data?; var status = 0; var error: Error? }
+    struct Unreachable: Error, CustomStringConvertible { let description: String }
 
     static func post(server: String, path: String, key: String, body: Data) throws -> (Int, String) {
         let base = server.hasSuffix("/") ? String(server.dropLast()) : server
-        guard let url = URL(string: base + path), url.scheme == "http" || url.scheme == "https" else {
-            throw UsageError("--server must be an http:// or https:// URL, got '\(server)'")
+        guard let url = URL(string: base + path), let scheme = url.scheme, let host = url.host else {
+            throw UsageError("--server must be an http:// URL, got '\(server)'")
         }
-        var req = URLRequest(url: url)
-        req.httpMethod = "POST"
-        req.timeoutInterval = 30
-        req.httpBody = body
-        req.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        req.setValue("Bearer " + key, forHTTPHeaderField: "Authorization")
-        // An https server's certificate must be trusted by the system store (Foundation on Linux
-        // has no per-request override); on the server's own machine, leave out --server instead.
-        let session = URLSession(configuration: .ephemeral)
-        defer { session.finishTasksAndInvalidate() }
-        let box = Box()
-        let done = DispatchSemaphore(value: 0)
-        session.dataTask(with: req) { data, resp, err in
-            box.data = data; box.status = (resp as? HTTPURLResponse)?.statusCode ?? 0; box.error = err
-            done.signal()
-        }.resume()
-        done.wait()
-        if let e = box.error {
-            struct Unreachable: Error, CustomStringConvertible { let description: String }
-            throw Unreachable(description: "cannot reach \(base): \(e.localizedDescription)")
+        guard scheme == "http" else {
+            throw UsageError("--server \(server): only http:// is supported; for a TLS server run the command on its machine without --server (it uses the database)")
         }
-        return (box.status, String(decoding: box.data ?? Data(), as: UTF8.self))
+        let port = url.port ?? 80
+        let fd = try connect(host: host, port: port, base: base)
+        defer { close(fd) }
+        var request = "POST \(url.path.isEmpty ? "/" : url.path) HTTP/1.1\r\nHost: \(host):\(port)\r\n"
+        request += "Authorization: Bearer \(key)\r\nContent-Type: application/json\r\n"
+        request += "Content-Length: \(body.count)\r\nConnection: close\r\n\r\n"
+        let bytes = Data(request.utf8) + body
+        let sent = bytes.withUnsafeBytes { buf -> Bool in
+            var off = 0
+            while off < buf.count {
+                let n = send(fd, buf.baseAddress! + off, buf.count - off, Int32(MSG_NOSIGNAL))
+                if n <= 0 { return false }
+                off += n
+            }
+            return true
+        }
+        guard sent else { throw Unreachable(description: "cannot send to \(base): \(String(cString: strerror(errno)))") }
+        var response = Data()
+        var chunk = [UInt8](repeating: 0, count: 16 << 10)
+        while true {
+            let n = recv(fd, &chunk, chunk.count, 0)
+            if n <= 0 { break }
+            response.append(contentsOf: chunk[0..<n])
+        }
+        // "HTTP/1.1 200 OK\r\n…\r\n\r\nbody" (the admin API answers with Content-Length, never chunked).
+        guard let headEnd = response.range(of: Data("\r\n\r\n".utf8)),
+              let statusLine = String(data: response[..<headEnd.lowerBound], encoding: .utf8)?.split(separator: "\r\n").first,
+              let status = statusLine.split(separator: " ").dropFirst().first.flatMap({ Int($0) }) else {
+            throw Unreachable(description: "\(base) did not answer with HTTP")
+        }
+        return (status, String(decoding: response[headEnd.upperBound...], as: UTF8.self))
+    }
+
+    /// A connected TCP socket with 30-second send and receive timeouts.
+    private static func connect(host: String, port: Int, base: String) throws -> Int32 {
+        var hints = addrinfo()
+        hints.ai_family = AF_UNSPEC
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var list: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(host, String(port), &hints, &list) == 0, let first = list else {
+            throw Unreachable(description: "cannot reach \(base): unknown host \(host)")
+        }
+        defer { freeaddrinfo(list) }
+        var timeout = timeval(tv_sec: 30, tv_usec: 0)
+        var ai: UnsafeMutablePointer<addrinfo>? = first
+        while let a = ai {
+            let fd = socket(a.pointee.ai_family, a.pointee.ai_socktype, a.pointee.ai_protocol)
+            if fd >= 0 {
+                setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+                setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+                if Glibc.connect(fd, a.pointee.ai_addr, a.pointee.ai_addrlen) == 0 { return fd }
+                close(fd)
+            }
+            ai = a.pointee.ai_next
+        }
+        throw Unreachable(description: "cannot reach \(base): \(String(cString: strerror(errno)))")
     }
 
     /// The message of an OpenAI-shaped error body, or the body itself.

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import Governance
+import Server
 import StewardCLI
 import TestSupport
 
@@ -101,6 +102,38 @@ final class KeysCommandTests: XCTestCase {
             XCTAssertEqual(try KeyStore(storage: SQLiteStorage()).disabledModels(), [])
             let noKey = steward(["kill-switch", "disable-model", "m", "--server", "http://127.0.0.1:1"])
             XCTAssertEqual(noKey.code, 2, "--server needs an admin key")
+        }
+    }
+
+    /// `kill-switch --server` calls a running server's admin API (plain HTTP, no URLSession, so
+    /// the dist binary needs no libcurl): the key is checked and the server's answer comes back.
+    /// (Disabling a served model through the admin API is covered in ServerAuthTests.)
+    func testKillSwitchThroughTheAdminAPI() throws {
+        try withStewardHome("killswitch-http") { home in
+            let admin = steward(["keys", "create", "--name", "ops", "--scopes", "admin"])
+            XCTAssertEqual(admin.code, 0, admin.err)
+            let key = admin.out.trimmingCharacters(in: .whitespacesAndNewlines)
+            let registry = ModelRegistry()
+            registry.markReady()
+            let api = API(models: registry, version: "test")
+            let gate = try AccessGate(storage: SQLiteStorage(path: home.path + "/steward.db"))
+            api.access = gate
+            let server = HTTPServer(host: "127.0.0.1", port: 0) { api.handle($0) }
+            try server.start()
+            defer { server.stop() }
+            // No model is served here: the admin API's own answer (404 naming the model) comes back
+            // through the client, after the key was accepted.
+            let off = steward(["kill-switch", "disable-model", "m1", "--server", server.url, "--key", key])
+            XCTAssertEqual(off.code, 1, off.err)
+            XCTAssertTrue(off.err.contains("404") && off.err.contains("model 'm1' not found"), off.err)
+            XCTAssertEqual(try gate.keys.disabledModels(), [])
+            let wrong = steward(["kill-switch", "enable-model", "m1", "--server", server.url, "--key", "sk-stw-000000000000-nope"])
+            XCTAssertEqual(wrong.code, 1)
+            XCTAssertTrue(wrong.err.contains("401"), wrong.err)
+            XCTAssertFalse(wrong.err.contains("nope"), "the key is never echoed: \(wrong.err)")
+            let tls = steward(["kill-switch", "enable-model", "m1", "--server", "https://127.0.0.1:1", "--key", key])
+            XCTAssertEqual(tls.code, 2)
+            XCTAssertTrue(tls.err.contains("only http://"), tls.err)
         }
     }
 
