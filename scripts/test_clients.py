@@ -328,8 +328,11 @@ class OpenAIClientTests(unittest.TestCase):
         with self.assertRaises(openai.BadRequestError) as cm:
             self.client.chat.completions.create(model=EMBED_MODEL, messages=MESSAGES, max_tokens=4)
         self.assertIn("embedding", cm.exception.message)
+        # A chat model embeds too (pooled hidden states, L2-normalised); a bad pooling is refused.
+        e = self.client.embeddings.create(model=CHAT_MODEL, input="hi").data[0].embedding
+        self.assertAlmostEqual(math.sqrt(sum(x * x for x in e)), 1.0, places=3)
         with self.assertRaises(openai.BadRequestError):
-            self.client.embeddings.create(model=CHAT_MODEL, input="hi")
+            self.client.embeddings.create(model=CHAT_MODEL, input="hi", extra_body={"pooling": "max"})
 
     def test_context_overflow_is_bad_request(self):
         # max_tokens beyond the context: refused, never silently truncated.
