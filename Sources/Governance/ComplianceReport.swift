@@ -283,21 +283,8 @@ public struct ComplianceReport: Sendable {
         }
     }
 
-    static func jsonString(_ s: String) -> String {
-        var out = "\""
-        for c in s.unicodeScalars {
-            switch c {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if c.value < 0x20 { out += String(format: "\\u%04x", c.value) } else { out.unicodeScalars.append(c) }
-            }
-        }
-        return out + "\""
-    }
+    /// A JSON string literal: the same escaping as model manifests and the audit chain.
+    static func jsonString(_ s: String) -> String { CanonicalJSON.text(s) }
 
     private static func scalar(_ v: Any?) -> String? {
         switch v {
