@@ -36,7 +36,7 @@ let package = Package(
         // Retrieval for RAG: document store (SQLite + FTS5), embeddings, exact and HNSW vector search.
         .target(name: "Retrieval", dependencies: ["Documents", "Governance", "Generation", "Models", "Tokenization", "Kernels", "ModelFiles"]),
         .target(name: "TestSupport", dependencies: ["ModelFiles"], path: "Sources/TestSupport"),
-        .target(name: "Server", dependencies: ["CMicroHTTPD", "ModelFiles", "Tokenization", "Templates", "Models", "Generation", "Governance", "Moderation"]),
+        .target(name: "Server", dependencies: ["CMicroHTTPD", "ModelFiles", "Tokenization", "Templates", "Models", "Generation", "Governance", "Moderation", "Retrieval"]),
         .target(name: "StewardCLI", dependencies: ["ModelFiles", "Tokenization", "Templates", "Models", "Generation", "Server", "Governance", "Moderation", "Documents", "Retrieval"]),
         .executableTarget(name: "steward", dependencies: ["StewardCLI"]),
         .testTarget(name: "ModelFilesTests", dependencies: ["TestSupport", "ModelFiles"]),
@@ -49,6 +49,6 @@ let package = Package(
         .testTarget(name: "GovernanceTests", dependencies: ["TestSupport", "Governance", "ModelFiles"]),
         .testTarget(name: "RetrievalTests", dependencies: ["TestSupport", "Retrieval", "Documents", "Governance", "Generation"]),
         .testTarget(name: "ModerationTests", dependencies: ["TestSupport", "Moderation"]),
-        .testTarget(name: "ServerTests", dependencies: ["TestSupport", "Server", "Generation", "Models", "Tokenization", "ModelFiles"]),
+        .testTarget(name: "ServerTests", dependencies: ["TestSupport", "Server", "Generation", "Models", "Tokenization", "ModelFiles", "Retrieval", "Governance"]),
     ]
 )

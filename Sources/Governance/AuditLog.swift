@@ -374,6 +374,19 @@ public final class AuditLog: AdminActionRecorder, @unchecked Sendable {
         return try append(&rec) { _ in }
     }
 
+    /// Appends the record of one retrieval (kind "retrieval"): which collections were searched
+    /// and the document and chunk ids returned, in `details`; the query as the prompt policy
+    /// allows (not at all by default). `requestID` ties it to the request record of the same call.
+    @discardableResult
+    public func recordRetrieval(requestID: String?, keyID: String?, route: String?, query: String,
+                                details: [String: String]) throws(AuditError) -> AuditRecord {
+        var rec = AuditRecord(seq: 0, time: "", kind: "retrieval", requestID: requestID, keyID: keyID, route: route, method: nil,
+                              model: nil, adapter: nil, status: nil, tokensIn: 0, tokensOut: 0, latencyMicroseconds: 0, moderation: [],
+                              overrides: [], promptMode: policy.prompts.rawValue, prompt: logged(query), completion: nil,
+                              action: "rag.retrieve", target: details["collections"], details: details, error: nil, prevHash: "", hash: "")
+        return try append(&rec) { _ in }
+    }
+
     private func logged(_ text: String?) -> String? {
         guard let text else { return nil }
         switch policy.prompts {

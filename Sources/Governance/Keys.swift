@@ -50,6 +50,9 @@ public struct KeyRecord: Sendable, Equatable, Codable {
     public var expires: Date?
     /// A moderation policy name this key's requests use instead of the default.
     public var moderationPolicy: String?
+    /// RAG collections the key may retrieve from ("*": every collection); empty: none. Only
+    /// with the `rag` scope.
+    public var collections: [String] = []
     public var created: Date
     public var lastUsed: Date?
     public var revoked: Date?
@@ -70,6 +73,11 @@ public struct KeyRecord: Sendable, Equatable, Codable {
     public func allows(scope: KeyScope) -> Bool { scopes.contains(scope) }
 
     public func allows(model: String) -> Bool { models.map { $0.contains(model) } ?? true }
+
+    /// Whether the key may retrieve from this collection (needs the `rag` scope and a grant).
+    public func allows(collection: String) -> Bool {
+        allows(scope: .rag) && (collections.contains("*") || collections.contains(collection))
+    }
 }
 
 public enum KeyError: Error, CustomStringConvertible, Equatable {
@@ -98,6 +106,8 @@ public struct NewKey: Sendable {
     public var dailyTokens: Int? = nil
     public var expires: Date? = nil
     public var moderationPolicy: String? = nil
+    /// RAG collections granted ("*": all); needs the `rag` scope.
+    public var collections: [String] = []
 
     public init(name: String) { self.name = name }
 }
@@ -166,6 +176,8 @@ public final class KeyStore: @unchecked Sendable {
             key_id TEXT NOT NULL, day TEXT NOT NULL, tokens INTEGER NOT NULL,
             PRIMARY KEY (key_id, day));
         """,
+        // RAG collections granted to the key (comma-separated, "*" for all; NULL: none).
+        "ALTER TABLE api_keys ADD COLUMN collections TEXT;",
     ]
 
     public init(storage: SQLStorage) throws(StorageError) {
@@ -191,12 +203,14 @@ public final class KeyStore: @unchecked Sendable {
         }
         if let m = k.models, m.isEmpty || m.contains(where: \.isEmpty) { throw .invalid("--models needs model ids, or * for every model") }
         if let e = k.expires, e <= now { throw .invalid("--expires is in the past") }
+        let collections = try KeyStore.checkCollections(k.collections, scopes: k.scopes)
         let secret = try KeyStore.newSecret()
         // The date as the database will give it back (seconds since 1970 as a double).
         let now = Date(timeIntervalSince1970: now.timeIntervalSince1970)
         var record = KeyRecord(id: "", name: name, scopes: k.scopes.sorted(), models: k.models, rpm: k.rpm, tpm: k.tpm,
                                dailyTokens: k.dailyTokens, expires: k.expires, moderationPolicy: k.moderationPolicy,
                                created: now, lastUsed: nil, revoked: nil)
+        record.collections = collections
         do {
             try storage.transaction {
                 if !(try storage.query("SELECT id FROM api_keys WHERE name = ?", .text(name))).isEmpty {
@@ -209,17 +223,20 @@ public final class KeyStore: @unchecked Sendable {
                 record.id = id
                 try storage.execute("""
                     INSERT INTO api_keys (id, name, secret_sha256, scopes, models, rpm, tpm, daily_tokens, expires_at,
-                                          moderation_policy, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                          moderation_policy, created_at, collections) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """, [.text(id), .text(name), .blob(KeyStore.hash(secret)), .text(record.scopes.map(\.rawValue).joined(separator: ",")),
                           record.models.map { .text($0.joined(separator: ",")) } ?? .null,
                           KeyStore.sql(k.rpm), KeyStore.sql(k.tpm), KeyStore.sql(k.dailyTokens),
                           k.expires.map { .real($0.timeIntervalSince1970) } ?? .null,
-                          k.moderationPolicy.map { .text($0) } ?? .null, .real(now.timeIntervalSince1970)])
+                          k.moderationPolicy.map { .text($0) } ?? .null, .real(now.timeIntervalSince1970),
+                          collections.isEmpty ? .null : .text(collections.joined(separator: ","))])
                 try bumpVersion()
             }
         } catch let e as KeyError { throw e } catch { throw .storage("\(error)") }
         invalidate()
-        recordAdmin("key.create", actor, record.id, ["name": record.name, "scopes": record.scopes.map(\.rawValue).joined(separator: ",")])
+        var details = ["name": record.name, "scopes": record.scopes.map(\.rawValue).joined(separator: ",")]
+        if !collections.isEmpty { details["collections"] = collections.joined(separator: ",") }
+        recordAdmin("key.create", actor, record.id, details)
         return (record, KeyStore.prefix + record.id + "-" + secret)
     }
 
@@ -273,6 +290,50 @@ public final class KeyStore: @unchecked Sendable {
         invalidate()
         recordAdmin("key.rotate", actor, r.id, ["name": r.name])
         return (r, KeyStore.prefix + r.id + "-" + secret)
+    }
+
+    /// Grants RAG collections to a key (adds them; "*" grants all) or, with `revoke`, takes
+    /// them away. The key must have the `rag` scope. Running servers see the change on their
+    /// next request. Returns the updated record.
+    @discardableResult
+    public func grant(_ idOrName: String, collections: [String], revoke: Bool = false, by actor: String? = nil) throws(KeyError) -> KeyRecord {
+        var r = try find(idOrName)
+        let given = try KeyStore.checkCollections(collections, scopes: r.scopes)
+        guard !given.isEmpty else { throw .invalid("give the collections to \(revoke ? "revoke" : "grant") (--collections a,b or *)") }
+        var now = r.collections
+        if revoke {
+            now.removeAll { given.contains($0) || given == ["*"] }
+        } else {
+            now = given.contains("*") ? ["*"] : (now + given.filter { !now.contains($0) }).sorted()
+        }
+        do {
+            try storage.transaction {
+                try storage.execute("UPDATE api_keys SET collections = ? WHERE id = ?",
+                                    now.isEmpty ? .null : .text(now.joined(separator: ",")), .text(r.id))
+                try bumpVersion()
+            }
+        } catch { throw .storage("\(error)") }
+        invalidate()
+        r.collections = now
+        recordAdmin(revoke ? "key.collections.revoke" : "key.collections.grant", actor, r.id,
+                    ["name": r.name, "collections": given.joined(separator: ","), "now": now.joined(separator: ",")])
+        return r
+    }
+
+    /// Collection names as given to a key: trimmed, de-duplicated, "*" alone; needs the rag scope.
+    static func checkCollections(_ list: [String], scopes: [KeyScope]) throws(KeyError) -> [String] {
+        var out: [String] = []
+        for c in list.map({ $0.trimmingCharacters(in: .whitespaces) }) where !c.isEmpty && !out.contains(c) {
+            guard c == "*" || (c.count <= 64 && c.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) })) else {
+                throw .invalid("'\(c)' is not a collection name (1-64 letters, digits, '.', '_', '-'; or * for all)")
+            }
+            out.append(c)
+        }
+        if out.contains("*") { out = ["*"] }
+        if !out.isEmpty && !scopes.contains(.rag) {
+            throw .invalid("collections are granted only to keys with the 'rag' scope (add rag to --scopes)")
+        }
+        return out
     }
 
     // MARK: - Kill switch: disabled models
@@ -443,9 +504,11 @@ public final class KeyStore: @unchecked Sendable {
         let models = row["models"]?.string.map { $0.split(separator: ",").map(String.init) }
         func int(_ k: String) -> Int? { row[k]?.int.map(Int.init) }
         func date(_ k: String) -> Date? { row[k]?.double.map(Date.init(timeIntervalSince1970:)) }
-        return KeyRecord(id: id, name: name, scopes: scopes, models: models, rpm: int("rpm"), tpm: int("tpm"),
-                         dailyTokens: int("daily_tokens"), expires: date("expires_at"), moderationPolicy: row["moderation_policy"]?.string,
-                         created: Date(timeIntervalSince1970: created), lastUsed: date("last_used_at"), revoked: date("revoked_at"))
+        var r = KeyRecord(id: id, name: name, scopes: scopes, models: models, rpm: int("rpm"), tpm: int("tpm"),
+                          dailyTokens: int("daily_tokens"), expires: date("expires_at"), moderationPolicy: row["moderation_policy"]?.string,
+                          created: Date(timeIntervalSince1970: created), lastUsed: date("last_used_at"), revoked: date("revoked_at"))
+        r.collections = row["collections"]?.string.map { $0.split(separator: ",").map(String.init) } ?? []
+        return r
     }
 
     /// Parses an ISO 8601 date ("2026-01-31": midnight UTC starting that day, when the key stops

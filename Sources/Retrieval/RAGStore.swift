@@ -59,6 +59,9 @@ public struct RetrievedChunk: Sendable, Equatable {
     /// 1-based ranks in the vector and keyword lists (nil: not in that list).
     public var vectorRank: Int?
     public var keywordRank: Int?
+    /// Cosine similarity of the chunk's embedding to the query's (nil in keyword mode): what
+    /// decides whether a chunk is relevant enough to answer from.
+    public var similarity: Double?
 
     /// "path:line" for citations.
     public var location: String { "\(path):\(line)" }
@@ -314,6 +317,18 @@ public final class RAGStore: @unchecked Sendable {
                                       text: r["text"]?.string ?? "", score: 0)
         }
         return ids.compactMap { byID[$0] }
+    }
+
+    /// The stored embeddings of these chunks, by chunk id.
+    public func embeddings(_ ids: [Int64], dimension: Int) throws -> [Int64: [Float]] {
+        guard !ids.isEmpty else { return [:] }
+        let marks = Array(repeating: "?", count: ids.count).joined(separator: ",")
+        var out: [Int64: [Float]] = [:]
+        for r in try storage.query("SELECT id, embedding FROM rag_chunks WHERE id IN (\(marks))", ids.map { .integer($0) }) {
+            guard let id = r["id"]?.int, let blob = r["embedding"]?.data, blob.count == dimension * 4 else { continue }
+            out[id] = blob.withUnsafeBytes { b in (0..<dimension).map { b.loadUnaligned(fromByteOffset: $0 * 4, as: Float.self) } }
+        }
+        return out
     }
 
     /// Row counts for a document id across chunks and FTS (for erasure checks).

@@ -49,11 +49,15 @@ public final class Retriever: @unchecked Sendable {
             let hits = try store.keywordSearch(query, in: collection, k: k)
             return try rows(hits.map(\.id)) { i, c in c.score = hits[i].score; c.keywordRank = i + 1 }
         case .vector:
-            let hits = try vectorSearch(query, collection: collection, k: k)
-            return try rows(hits.map(\.id)) { i, c in c.score = Double(hits[i].score); c.vectorRank = i + 1 }
+            let q = try embedQuery(query, collection: collection)
+            let hits = try vectorSearch(q, collection: collection, k: k)
+            return try rows(hits.map(\.id)) { i, c in
+                c.score = Double(hits[i].score); c.vectorRank = i + 1; c.similarity = Double(hits[i].score)
+            }
         case .hybrid:
             let n = max(k * candidatesPerResult, 20)
-            let v = try vectorSearch(query, collection: collection, k: n)
+            let q = try embedQuery(query, collection: collection)
+            let v = try vectorSearch(q, collection: collection, k: n)
             let kw = try store.keywordSearch(query, in: collection, k: n)
             var score: [Int64: Double] = [:]
             var vRank: [Int64: Int] = [:], kRank: [Int64: Int] = [:]
@@ -61,10 +65,13 @@ public final class Retriever: @unchecked Sendable {
             for (i, h) in kw.enumerated() { score[h.id, default: 0] += 1 / (rrfK + Double(i + 1)); kRank[h.id] = i + 1 }
             let top = score.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.prefix(k)
             let ids = top.map(\.key)
+            // Similarity for every result, also those only the keyword list found.
+            let vectors = try store.embeddings(ids, dimension: collection.dimension)
             return try rows(ids) { _, c in
                 c.score = score[c.chunkID] ?? 0
                 c.vectorRank = vRank[c.chunkID]
                 c.keywordRank = kRank[c.chunkID]
+                c.similarity = vectors[c.chunkID].map { e in Double(zip(e, q).reduce(Float(0)) { $0 + $1.0 * $1.1 }) }
             }
         }
     }
@@ -75,16 +82,20 @@ public final class Retriever: @unchecked Sendable {
         return out
     }
 
-    /// Nearest chunks to the query's embedding.
-    public func vectorSearch(_ query: String, collection: CollectionInfo, k: Int) throws -> [VectorHit] {
+    /// The query's embedding, by the collection's model.
+    public func embedQuery(_ query: String, collection: CollectionInfo) throws -> [Float] {
         guard let embedder else {
             throw RetrievalError.storage("vector search needs the collection's embedding model (\(collection.embeddingModel)); use --mode keyword without it")
         }
         guard embedder.dimension == collection.dimension else {
             throw VectorIndexError.dimensionMismatch(expected: collection.dimension, got: embedder.dimension)
         }
-        let q = try embedder.embed([query])[0]
-        return try vectorSearch(q, collection: collection, k: k)
+        return try embedder.embed([query])[0]
+    }
+
+    /// Nearest chunks to the query's embedding.
+    public func vectorSearch(_ query: String, collection: CollectionInfo, k: Int) throws -> [VectorHit] {
+        try vectorSearch(try embedQuery(query, collection: collection), collection: collection, k: k)
     }
 
     public func vectorSearch(_ q: [Float], collection: CollectionInfo, k: Int) throws -> [VectorHit] {

@@ -98,6 +98,8 @@ public final class API: @unchecked Sendable {
     private var stopping = false
     /// Keys, scopes, limits and the kill switch (see `AccessGate`); nil: every route open.
     public var access: AccessGate?
+    /// Document collections for /v1/rag/* and the `collections` field of chat (nil: none).
+    public var rag: RAGService?
 
     public init(models: ModelRegistry, version: String) {
         self.models = models
@@ -122,6 +124,7 @@ public final class API: @unchecked Sendable {
         }
         router.add("GET", "/", .plain) { _ in WebPage.response() }
         addAdminRoutes(&router)
+        addRAGRoutes(&router)
     }
 
     /// The audit log: every request handled here is recorded in it, with its usage (nil: none).

@@ -1,5 +1,6 @@
 import Foundation
 import Generation
+import Retrieval
 
 /// Which API a route belongs to: errors take that API's shape.
 public enum APIFlavor: Sendable {
@@ -72,6 +73,9 @@ public struct APIError: Error, Sendable, Equatable, CustomStringConvertible {
             return APIError(status: 500, message: e.description, type: "server_error")
         case let e as DecodingError:
             return Self.decoding(e)
+        case let e as RetrievalError:
+            if case .noSuchCollection = e { return APIError(status: 404, message: e.description, type: "invalid_request_error", param: "collections", code: "collection_not_found") }
+            return .invalid(e.description, param: nil)
         default:
             return APIError(status: 500, message: "internal error: \(error)", type: "server_error")
         }

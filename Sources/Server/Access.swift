@@ -64,7 +64,7 @@ public final class AccessGate: @unchecked Sendable {
     /// Routes whose body names a model the key must be allowed to use.
     static func usesModel(_ path: String) -> Bool {
         switch path {
-        case "/v1/chat/completions", "/api/chat", "/v1/completions", "/api/generate", "/v1/embeddings", "/api/embed": return true
+        case "/v1/chat/completions", "/api/chat", "/v1/completions", "/api/generate", "/v1/embeddings", "/api/embed", "/v1/rag/query": return true
         default: return false
         }
     }

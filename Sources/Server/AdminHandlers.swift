@@ -16,6 +16,7 @@ enum Admin {
         var daily_tokens: Int?
         var expires_at: String?
         var moderation_policy: String?
+        var collections: [String]
         var state: String
         var created_at: String
         var last_used_at: String?
@@ -27,7 +28,7 @@ enum Admin {
             let f = ISO8601DateFormatter()
             id = r.id; name = r.name; scopes = r.scopes.map(\.rawValue); models = r.models ?? ["*"]
             rpm = r.rpm; tpm = r.tpm; daily_tokens = r.dailyTokens
-            expires_at = r.expires.map(f.string); moderation_policy = r.moderationPolicy
+            expires_at = r.expires.map(f.string); moderation_policy = r.moderationPolicy; collections = r.collections
             state = r.state().rawValue; created_at = f.string(from: r.created)
             last_used_at = r.lastUsed.map(f.string); revoked_at = r.revoked.map(f.string)
             self.key = key
@@ -46,6 +47,13 @@ enum Admin {
         var daily_tokens: Int?
         var expires: String?
         var moderation_policy: String?
+        var collections: StringOrList?
+    }
+
+    /// POST /admin/keys/{id}/collections: grants and revokes RAG collections.
+    struct CollectionGrant: Decodable {
+        var grant: StringOrList?
+        var revoke: StringOrList?
     }
 
     struct ModelState: Codable { var model: String; var disabled: Bool; var served: Bool }
@@ -74,6 +82,7 @@ extension API {
         router.add("POST", "/admin/keys/{id}/rotate", .openAI) { [unowned self] r in
             try self.adminKeyAction(r, pattern: "/admin/keys/{id}/rotate")
         }
+        router.add("POST", "/admin/keys/{id}/collections", .openAI) { [unowned self] in try self.adminGrantCollections($0) }
         router.add("POST", "/admin/models/{id}/disable", .openAI) { [unowned self] r in
             try self.adminModelSwitch(r, pattern: "/admin/models/{id}/disable", disable: true)
         }
@@ -118,6 +127,10 @@ extension API {
             k.rpm = body.rpm; k.tpm = body.tpm; k.dailyTokens = body.daily_tokens
             if let e = body.expires { k.expires = try KeyStore.parseExpiry(e) }
             k.moderationPolicy = body.moderation_policy
+            if let c = body.collections {
+                k.collections = c.values.flatMap { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+                if body.scopes == nil && !k.collections.isEmpty { k.scopes.append(.rag) }
+            }
             let (record, key) = try g.keys.create(k, by: r.context.keyID)
             try g.refresh()
             return .json(Admin.KeyInfo(record, key: key), status: 201)
@@ -142,6 +155,25 @@ extension API {
             // Running generations see the change at their next token.
             try g.refresh()
             return .json(info)
+        } catch { throw API.keyError(error) }
+    }
+
+    /// Body {"grant": [...], "revoke": [...]} (lists or comma-separated strings).
+    func adminGrantCollections(_ r: HTTPRequest) throws -> HTTPResponse {
+        let g = try gate()
+        guard let id = Router.parameter("/admin/keys/{id}/collections", r.path) else { throw APIError.missing("id") }
+        let body = try decode(Admin.CollectionGrant.self, r)
+        func names(_ l: StringOrList?) -> [String] {
+            (l?.values ?? []).flatMap { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }.filter { !$0.isEmpty }
+        }
+        let grant = names(body.grant), revoke = names(body.revoke)
+        guard !grant.isEmpty || !revoke.isEmpty else { throw APIError.missing("grant") }
+        do {
+            var record = try g.keys.find(id)
+            if !grant.isEmpty { record = try g.keys.grant(id, collections: grant, by: r.context.keyID) }
+            if !revoke.isEmpty { record = try g.keys.grant(id, collections: revoke, revoke: true, by: r.context.keyID) }
+            try g.refresh()
+            return .json(Admin.KeyInfo(record))
         } catch { throw API.keyError(error) }
     }
 

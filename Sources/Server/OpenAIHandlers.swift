@@ -1,6 +1,7 @@
 import Foundation
 import Generation
 import Moderation
+import Retrieval
 import Tokenization
 import Templates
 
@@ -88,6 +89,10 @@ extension API {
         }
         r.context.capturePrompt(turns.map { "\($0.role): \($0.content ?? "")" }.joined(separator: "\n"))
         let n = try choices(req.n)
+        let grounding = try groundChat(r, collections: req.collections, turns: &turns)
+        if let g = grounding, !g.found {
+            return groundedRefusal(g, model: m, n: n, stream: req.stream == true, includeUsage: req.stream_options?.include_usage == true, context: r.context)
+        }
         if req.top_logprobs != nil && req.logprobs != true {
             throw APIError.invalid("'top_logprobs' needs 'logprobs': true", param: "top_logprobs", code: "invalid_value")
         }
@@ -122,9 +127,11 @@ extension API {
             let wantLogprobs = req.logprobs == true
             return streamed(contentType: "text/event-stream", flavor: .openAI,
                             errorFrame: { sse(OpenAI.ErrorResponse(error: OpenAI.ErrorBody(message: $0.message, type: $0.type, param: $0.param, code: $0.code))) }) { [unowned self] pipe in
-                @Sendable func chunk(_ i: Int, _ delta: OpenAI.Delta, _ lp: OpenAI.ChatLogprobs? = nil, finish: String? = nil) -> String {
+                @Sendable func chunk(_ i: Int, _ delta: OpenAI.Delta, _ lp: OpenAI.ChatLogprobs? = nil, finish: String? = nil,
+                                     citations: [CitationRecord]? = nil) -> String {
                     sse(OpenAI.ChatCompletionChunk(id: id, object: "chat.completion.chunk", created: created, model: m.id,
-                                                   choices: [OpenAI.ChunkChoice(index: i, delta: delta, logprobs: lp, finish_reason: finish)], usage: nil))
+                                                   choices: [OpenAI.ChunkChoice(index: i, delta: delta, logprobs: lp, finish_reason: finish)], usage: nil,
+                                                   citations: citations))
                 }
                 var completionTokens = 0
                 for i in 0..<n {
@@ -194,7 +201,8 @@ extension API {
                         // Calls end the turn; a cut-off answer still says "length".
                         if filter.madeCalls && result.finishReason != .length { finish = "tool_calls" }
                     }
-                    pipe.write(chunk(i, OpenAI.Delta(), finish: finish))
+                    let cites = i == 0 ? grounding.map { g in Grounding.records(g.sources, cited: g.answer(result.text).cited, includeText: false) } : nil
+                    pipe.write(chunk(i, OpenAI.Delta(), finish: finish, citations: cites))
                     completionTokens += result.tokens.count
                 }
                 if includeUsage {
@@ -233,8 +241,38 @@ extension API {
             }
             out.append(OpenAI.ChatChoice(index: i, message: message, logprobs: lp, finish_reason: finish))
         }
+        let citations = grounding.map { g in Grounding.records(g.sources, cited: g.answer(out.first?.message.content ?? "").cited, includeText: false) }
         return .json(OpenAI.ChatCompletion(id: id, object: "chat.completion", created: created, model: m.id, choices: out,
-                                           usage: OpenAI.Usage(prompt: prompt.count, completion: completionTokens), system_fingerprint: nil))
+                                           usage: OpenAI.Usage(prompt: prompt.count, completion: completionTokens), system_fingerprint: nil,
+                                           citations: citations))
+    }
+
+    /// The answer to a grounded chat when no passage is relevant: "I don't know", without
+    /// running the model (no tokens used), streamed or not as asked.
+    func groundedRefusal(_ g: Grounding, model m: ServedModel, n: Int, stream: Bool, includeUsage: Bool, context: RequestContext) -> HTTPResponse {
+        let id = API.randomID("chatcmpl-")
+        let created = API.createdNow()
+        let text = g.noAnswer
+        context.captureCompletion(text)
+        if !stream {
+            let choices = (0..<n).map { OpenAI.ChatChoice(index: $0, message: OpenAI.AssistantMessage(role: "assistant", content: text), logprobs: nil, finish_reason: "stop") }
+            return .json(OpenAI.ChatCompletion(id: id, object: "chat.completion", created: created, model: m.id, choices: choices,
+                                               usage: OpenAI.Usage(prompt: 0, completion: 0), system_fingerprint: nil, citations: []))
+        }
+        var body = ""
+        for i in 0..<n {
+            for (delta, finish) in [(OpenAI.Delta(role: "assistant", content: text), nil as String?), (OpenAI.Delta(), "stop")] {
+                body += sse(OpenAI.ChatCompletionChunk(id: id, object: "chat.completion.chunk", created: created, model: m.id,
+                                                       choices: [OpenAI.ChunkChoice(index: i, delta: delta, logprobs: nil, finish_reason: finish)],
+                                                       usage: nil, citations: finish != nil && i == 0 ? [] : nil))
+            }
+        }
+        if includeUsage {
+            body += sse(OpenAI.ChatCompletionChunk(id: id, object: "chat.completion.chunk", created: created, model: m.id, choices: [],
+                                                   usage: OpenAI.Usage(prompt: 0, completion: 0)))
+        }
+        body += "data: [DONE]\n\n"
+        return HTTPResponse(status: 200, headers: [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache")], body: .bytes(Data(body.utf8)))
     }
 
     func choices(_ n: Int?) throws -> Int {

@@ -1,4 +1,5 @@
 import Foundation
+import Retrieval
 
 // OpenAI's wire format as plain Codable structs. Property names are the API's own (snake_case)
 // so the structs read like the reference at platform.openai.com/docs/api-reference.
@@ -80,6 +81,8 @@ public enum OpenAI {
         public var response_format: JSONValue?
         /// llama-server extension: GBNF the output must match.
         public var grammar: String?
+        /// Steward extension: RAG collections to ground the answer in (the key must be granted them).
+        public var collections: StringOrList?
         public init() {}
     }
 
@@ -188,6 +191,9 @@ public enum OpenAI {
         public var choices: [ChatChoice]
         public var usage: Usage
         public var system_fingerprint: String?
+        /// Steward extension (with `collections`): the sources given to the model, `cited` set
+        /// for those the first choice cites.
+        public var citations: [CitationRecord]?
     }
 
     public struct DeltaFunction: Codable, Sendable, Equatable {
@@ -235,6 +241,8 @@ public enum OpenAI {
         public var model: String
         public var choices: [ChunkChoice]
         public var usage: Usage?
+        /// Steward extension (with `collections`): in the chunk that ends the first choice.
+        public var citations: [CitationRecord]?
     }
 
     // MARK: Text completions

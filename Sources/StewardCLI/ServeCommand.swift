@@ -6,6 +6,7 @@ import Foundation
 import Governance
 import ModelFiles
 import Moderation
+import Retrieval
 import Server
 
 struct ServeCommand: Command {
@@ -147,6 +148,8 @@ struct ServeCommand: Command {
         let registry = ModelRegistry()
         let api = API(models: registry, version: StewardCLI.version)
         api.audit = auditLog
+        // Collections (steward rag ingest) in the same database: /v1/rag/* and chat's `collections`.
+        api.rag = RAGService(store: try RAGStore(path: a.value("--db")))
         if let auditLog {
             // Admin actions made through this server (admin API, kill switch) go to its audit log.
             let record: AdminAudit.Recorder = { action, keyID, target, details in
