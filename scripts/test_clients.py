@@ -645,27 +645,29 @@ class StructuredOutputTests(unittest.TestCase):
 STEWARD_BIN = os.environ.get("STEWARD_BIN")
 
 
-@unittest.skipUnless(STEWARD_BIN, "STEWARD_BIN (the steward binary) is needed to start a keyed server")
-class KeyedServerTests(unittest.TestCase):
-    """A second server with its own STEWARD_HOME holding one API key: the clients' api_key is
-    sent as the Bearer token; a wrong or missing key is the client's authentication error."""
+class OwnServer:
+    """A second `steward serve` with a STEWARD_HOME of its own (the models linked in): `prepare`
+    runs steward commands in it before the server starts (keys, collections)."""
 
     @classmethod
-    def setUpClass(cls):
+    def start(cls, serve_args, prepare):
         import subprocess
         import tempfile
         import time
-        cls.home = tempfile.mkdtemp(prefix="steward-keyed-")
+        cls.home = tempfile.mkdtemp(prefix="steward-own-")
         os.chmod(cls.home, 0o700)
         # The models stay where they were fetched; only keys and the database are new.
         models = os.path.join(os.environ.get("STEWARD_HOME", os.path.expanduser("~/.cache/steward")), "models")
         os.symlink(models, os.path.join(cls.home, "models"))
         env = dict(os.environ, STEWARD_HOME=cls.home)
-        cls.key = subprocess.run([STEWARD_BIN, "keys", "create", "--name", "python-clients", "--scopes", "chat,completions"],
-                                 env=env, check=True, capture_output=True, text=True).stdout.strip()
+
+        def steward(*args):
+            return subprocess.run([STEWARD_BIN, *args], env=env, check=True, capture_output=True, text=True).stdout.strip()
+
+        prepare(steward)
         cls.log = open(os.path.join(cls.home, "serve.log"), "w+")
-        cls.server = subprocess.Popen([STEWARD_BIN, "serve", "--model", CHAT_MODEL, "--host", "127.0.0.1", "--port", "0",
-                                       "--ctx", "512", "--parallel", "1"], env=env, stdout=cls.log, stderr=subprocess.STDOUT)
+        cls.server = subprocess.Popen([STEWARD_BIN, "serve", *serve_args, "--host", "127.0.0.1", "--port", "0"],
+                                      env=env, stdout=cls.log, stderr=subprocess.STDOUT)
         cls.url = None
         deadline = time.time() + 120
         while time.time() < deadline and cls.server.poll() is None:
@@ -684,7 +686,7 @@ class KeyedServerTests(unittest.TestCase):
                     pass
             time.sleep(0.1)
         cls.tearDownClass()
-        raise RuntimeError("the keyed server did not become ready")
+        raise RuntimeError("the server did not become ready")
 
     @classmethod
     def tearDownClass(cls):
@@ -694,6 +696,18 @@ class KeyedServerTests(unittest.TestCase):
             cls.server.wait(timeout=10)
         cls.log.close()
         shutil.rmtree(cls.home, ignore_errors=True)
+
+
+@unittest.skipUnless(STEWARD_BIN, "STEWARD_BIN (the steward binary) is needed to start a keyed server")
+class KeyedServerTests(OwnServer, unittest.TestCase):
+    """A second server with its own STEWARD_HOME holding one API key: the clients' api_key is
+    sent as the Bearer token; a wrong or missing key is the client's authentication error."""
+
+    @classmethod
+    def setUpClass(cls):
+        def prepare(steward):
+            cls.key = steward("keys", "create", "--name", "python-clients", "--scopes", "chat,completions")
+        cls.start(["--model", CHAT_MODEL, "--ctx", "512", "--parallel", "1"], prepare)
 
     def client(self, key):
         return openai.OpenAI(base_url=self.url + "/v1", api_key=key, max_retries=0, timeout=120)
@@ -726,6 +740,64 @@ class KeyedServerTests(unittest.TestCase):
         with self.assertRaises(ollama.ResponseError) as cm:
             ollama.Client(host=self.url, timeout=120).generate(model=CHAT_MODEL, prompt="Hi", stream=False)
         self.assertEqual(cm.exception.status_code, 401)
+
+
+DOCS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "Fixtures", "rag", "docs")
+
+
+@unittest.skipUnless(STEWARD_BIN, "STEWARD_BIN (the steward binary) is needed to start a server with collections")
+class RAGClientTests(OwnServer, unittest.TestCase):
+    """Grounded answers through the openai client: `collections` sent with extra_body, the
+    `citations` extension read from the response; a key sees only its granted collections."""
+
+    @classmethod
+    def setUpClass(cls):
+        def prepare(steward):
+            steward("rag", "ingest", "--collection", "nature", DOCS)
+            steward("rag", "ingest", "--collection", "secret", os.path.join(DOCS, "bees.md"))
+            cls.key = steward("keys", "create", "--name", "reader", "--collections", "nature")
+        cls.start(["--model", CHAT_MODEL, "--model", EMBED_MODEL, "--ctx", "2048", "--parallel", "1"], prepare)
+
+    def client(self):
+        return openai.OpenAI(base_url=self.url + "/v1", api_key=self.key, max_retries=0, timeout=120)
+
+    QUESTION = [{"role": "user", "content": "How do honey bees tell each other where flowers are?"}]
+
+    def test_chat_with_collections_cites_sources(self):
+        with self.client() as c:
+            r = c.chat.completions.create(model=CHAT_MODEL, messages=self.QUESTION, temperature=0, max_tokens=24,
+                                          extra_body={"collections": ["nature"]})
+            self.assertTrue(r.choices[0].message.content)
+            citations = r.model_extra["citations"]
+            self.assertEqual(citations[0]["file"], "bees.md")
+            self.assertEqual(citations[0]["index"], 1)
+            self.assertEqual(citations[0]["collection"], "nature")
+            self.assertIsInstance(citations[0]["cited"], bool)
+
+    def test_streamed_chat_with_collections_ends_with_citations(self):
+        with self.client() as c:
+            stream = c.chat.completions.create(model=CHAT_MODEL, messages=self.QUESTION, temperature=0, max_tokens=16,
+                                               stream=True, extra_body={"collections": ["nature"]})
+            chunks = list(stream)
+            ends = [ch for ch in chunks if ch.choices and ch.choices[0].finish_reason]
+            self.assertEqual(len(ends), 1)
+            self.assertEqual(ends[0].model_extra["citations"][0]["file"], "bees.md")
+
+    def test_ungranted_collection_is_not_found(self):
+        with self.client() as c:
+            with self.assertRaises(openai.NotFoundError) as cm:
+                c.chat.completions.create(model=CHAT_MODEL, messages=self.QUESTION, max_tokens=4, extra_body={"collections": ["secret"]})
+            self.assertEqual(cm.exception.body.get("code"), "collection_not_found")
+
+    def test_rag_query_endpoint(self):
+        with self.client() as c:
+            r = c.post("/rag/query", cast_to=object, body={"collection": "nature", "query": "How do honey bees tell each other where flowers are?",
+                                                           "model": CHAT_MODEL, "max_tokens": 24})
+            self.assertTrue(r["found"])
+            self.assertTrue(r["answer"])
+            self.assertEqual(r["citations"][0]["file"], "bees.md")
+            listed = c.get("/rag/collections", cast_to=object)
+            self.assertEqual([x["name"] for x in listed["data"]], ["nature"])
 
 
 class PlainHTTPTests(unittest.TestCase):

@@ -6,7 +6,11 @@ import Foundation
 /// conversation in the page, and shows tokens/s from the stream's usage. Model text only ever
 /// reaches the DOM through textContent.
 ///
-/// `/?model=ID` preselects a model.
+/// The Documents menu lists the collections the key may read (GET /v1/rag/collections); with
+/// one chosen, each question is answered from it (chat's `collections` field) and the answer
+/// shows its sources (file:line, cited ones marked) from the stream's `citations`.
+///
+/// `/?model=ID` preselects a model, `&collection=NAME` a collection.
 public enum WebPage {
     public static func response() -> HTTPResponse {
         HTTPResponse(status: 200, headers: [
@@ -58,6 +62,9 @@ public enum WebPage {
   .msg.pending .body:empty::after { content: "…"; color: var(--muted); }
   .msg .meta { font-size: 12px; color: var(--muted); margin-top: 4px; }
   .msg .meta:empty { display: none; }
+  .msg .sources { font-size: 12px; color: var(--muted); margin-top: 4px; border-top: 1px solid var(--line); padding-top: 4px; }
+  .msg .sources .cited { color: var(--ink); font-weight: 600; }
+  #collection-label[hidden] { display: none; }
   .error { color: var(--error); background: var(--error-bg); border-radius: 6px; padding: 6px 8px; margin-top: 6px;
            white-space: pre-wrap; }
   footer { display: flex; gap: 8px; padding: 10px 16px; background: var(--panel); border-top: 1px solid var(--line); }
@@ -71,6 +78,7 @@ public enum WebPage {
 <header>
   <h1>Steward</h1>
   <label>Model <select id="model" aria-label="Model"></select></label>
+  <label id="collection-label" hidden>Documents <select id="collection" aria-label="Documents"><option value="">none</option></select></label>
   <label>Temperature <input id="temperature" type="number" min="0" max="2" step="0.1" value="0.7"></label>
   <label>Max tokens <input id="max-tokens" type="number" min="1" step="1" value="256"></label>
   <label>API key <input id="api-key" type="password" autocomplete="off" size="14" placeholder="if the server needs one"></label>
@@ -105,7 +113,7 @@ public enum WebPage {
     const key = keyInput.value.trim();
     return key ? Object.assign({ Authorization: "Bearer " + key }, headers || {}) : (headers || {});
   }
-  keyInput.addEventListener("change", () => { sessionStorage.setItem("steward-key", keyInput.value.trim()); loadModels(); });
+  keyInput.addEventListener("change", () => { sessionStorage.setItem("steward-key", keyInput.value.trim()); loadCollections().then(loadModels); });
 
   function setBusy(busy) {
     state.busy = busy;
@@ -205,6 +213,8 @@ public enum WebPage {
     if (system) messages.push({ role: "system", content: system });
     messages.push(...state.messages);
     const request = { model, messages, stream: true, stream_options: { include_usage: true } };
+    const collection = $("collection").value;
+    if (collection) request.collections = [collection];
     const temperature = number("temperature");
     if (temperature !== null) request.temperature = temperature;
     const maxTokens = number("max-tokens");
@@ -215,7 +225,7 @@ public enum WebPage {
     setBusy(true);
     setStatus("Generating…");
     const t0 = performance.now();
-    let tFirst = null, answer = "", pieces = 0, usage = null, finish = null, error = null, stopped = false, sawDone = false;
+    let tFirst = null, answer = "", pieces = 0, usage = null, finish = null, error = null, stopped = false, sawDone = false, citations = null;
     try {
       const res = await fetch("/v1/chat/completions", {
         method: "POST", headers: auth({ "Content-Type": "application/json" }),
@@ -227,6 +237,7 @@ public enum WebPage {
         sawDone = await readEvents(res, (event) => {
           if (event.error) { error = event.error.message || JSON.stringify(event.error); return; }
           if (event.usage) usage = event.usage;
+          if (event.citations) citations = event.citations;
           for (const choice of event.choices || []) {
             const delta = choice.delta || {};
             if (delta.content) {
@@ -267,6 +278,7 @@ public enum WebPage {
     if (stopped) parts.push("stopped");
     else if (finish) parts.push("finish: " + finish);
     view.meta.textContent = parts.join(" · ");
+    if (citations) showSources(view, citations);
     if (error) showError(view, error);
     setBusy(false);
     setStatus(error ? "Error" : stopped ? "Stopped" : "Ready");
@@ -274,6 +286,45 @@ public enum WebPage {
     return { tokens, answer, error, stopped };
   }
 
+  // The sources a grounded answer was given, cited ones first and marked.
+  function showSources(view, citations) {
+    const box = document.createElement("div");
+    box.className = "sources";
+    if (!citations.length) {
+      box.textContent = "No passage in the collection matched the question.";
+    } else {
+      const title = document.createElement("div");
+      title.textContent = "Sources";
+      box.append(title);
+      for (const c of citations) {
+        const line = document.createElement("div");
+        line.className = c.cited ? "source cited" : "source";
+        line.textContent = "[" + c.index + "] " + c.file + ":" + c.line + " (" + c.collection + ")" + (c.cited ? " — cited" : "");
+        line.title = c.path;
+        box.append(line);
+      }
+    }
+    view.div.append(box);
+    scrollDown();
+  }
+  // Collections this key may read; the menu stays hidden when there are none (or no access).
+  async function loadCollections() {
+    const select = $("collection");
+    const keep = select.value || params.get("collection") || "";
+    try {
+      const res = await fetch("/v1/rag/collections", { headers: auth() });
+      if (!res.ok) throw new Error("HTTP " + res.status);
+      const names = ((await res.json()).data || []).map((c) => c.name);
+      const none = document.createElement("option");
+      none.value = "";
+      none.textContent = "none";
+      select.replaceChildren(none, ...names.map((n) => { const o = document.createElement("option"); o.value = n; o.textContent = n; return o; }));
+      if (names.includes(keep)) select.value = keep;
+      $("collection-label").hidden = names.length === 0;
+    } catch (_) {
+      $("collection-label").hidden = true;
+    }
+  }
   async function loadModels() {
     let ids = [];
     try {
@@ -330,7 +381,7 @@ public enum WebPage {
     input.focus();
   });
 
-  loadModels().then(() => input.focus());
+  loadCollections().then(loadModels).then(() => input.focus());
 })();
 </script>
 </body>

@@ -209,4 +209,45 @@ final class ServerRAGTests: XCTestCase {
         let r = try call("POST", "/v1/rag/query", ["collection": "nature", "query": "bees", "model": "no-such-model"])
         XCTAssertEqual(r.status, 404)
     }
+
+    /// The chat page answers from a chosen collection and lists the sources under the answer.
+    func testChatPageAnswersFromACollection() throws {
+        guard HeadlessChromium.executable() != nil else {
+            let why = "chromium is not installed; install it with `make deps` (Debian package chromium) to test the chat page"
+            if ProcessInfo.processInfo.environment["CI"] == "true" { XCTFail(why); return }
+            throw XCTSkip(why)
+        }
+        let server = HTTPServer(host: "127.0.0.1", port: 0) { [api] in api!.handle($0) }
+        try server.start()
+        defer { server.stop() }
+        let browser = try HeadlessChromium(directory: dir, width: 1000, height: 800)
+        defer { browser.stop() }
+        do {
+            try browser.open("http://127.0.0.1:\(server.port)/?collection=nature")
+            try browser.wait(for: "models and collections", "document.readyState === 'complete' && document.getElementById('status')?.textContent === 'Ready'", timeout: 15)
+            XCTAssertEqual(try browser.evaluate("[...document.getElementById('collection').options].map(o => o.value).join(',')") as? String, ",hr,nature")
+            XCTAssertEqual(try browser.evaluate("document.getElementById('collection').value") as? String, "nature")
+            XCTAssertEqual(try browser.evaluate("document.getElementById('collection-label').hidden") as? Bool, false)
+            _ = try browser.evaluate("""
+                (() => { document.getElementById('temperature').value = '0'; document.getElementById('max-tokens').value = '24';
+                         document.getElementById('input').value = 'How do honey bees tell each other where flowers are?';
+                         document.getElementById('send').click(); return true; })()
+                """)
+            try browser.wait(for: "the grounded answer", """
+                (() => { const a = [...document.querySelectorAll('.msg.assistant')].pop();
+                         return !!a && document.getElementById('stop').disabled && !!a.querySelector('.sources'); })()
+                """, timeout: 40)
+            let sources = try XCTUnwrap(try browser.evaluate("[...document.querySelectorAll('.msg.assistant .sources .source')].map(e => e.textContent)") as? [String])
+            XCTAssertTrue(sources.first?.hasPrefix("[1] bees.md:") == true, "\(sources)")
+            XCTAssertTrue(sources.allSatisfy { $0.hasSuffix("(nature)") || $0.hasSuffix("(nature) — cited") }, "\(sources)")
+            XCTAssertFalse((try browser.evaluate("document.querySelector('.msg.assistant .answer').textContent") as? String ?? "").isEmpty)
+            XCTAssertNil(try browser.evaluate("document.querySelector('.msg.assistant .error')?.textContent ?? null") as? String)
+            XCTAssertEqual(try browser.evaluate("[...document.querySelectorAll('.msg .body')].every(b => b.children.length === 0)") as? Bool, true)
+            let png = try browser.screenshot()
+            try FileManager.default.createDirectory(at: ServerWebPageTests.artifacts, withIntermediateDirectories: true)
+            try png.write(to: ServerWebPageTests.artifacts.appendingPathComponent("chat-page-rag.png"))
+        } catch {
+            XCTFail("\(error)\nchromium log (\(browser.logPath)):\n\(browser.logTail)")
+        }
+    }
 }

@@ -16,6 +16,26 @@ func withStewardHome<T>(_ tag: String, _ body: (URL) throws -> T) throws -> T {
 }
 
 final class KeysCommandTests: XCTestCase {
+    func testCollectionGrants() throws {
+        try withStewardHome("keys-grants") { _ in
+            var r = steward(["keys", "create", "--name", "reader", "--collections", "handbook,hr"])
+            XCTAssertEqual(r.code, 0, r.err)
+            XCTAssertTrue(r.err.contains("scopes=chat,completions,embeddings,rag"), "--collections adds the rag scope: \(r.err)")
+            XCTAssertTrue(r.err.contains("collections=handbook,hr"), r.err)
+            r = steward(["keys", "grant", "reader", "--collections", "finance"])
+            XCTAssertEqual(r.code, 0, r.err)
+            XCTAssertEqual(r.out, "key \(try KeyStore(storage: SQLiteStorage()).find("reader").id) (reader) may retrieve from: finance,handbook,hr\n")
+            r = steward(["keys", "ungrant", "reader", "--collections", "hr,handbook"])
+            XCTAssertTrue(r.out.hasSuffix("may retrieve from: finance\n"), r.out)
+            XCTAssertTrue(steward(["keys", "list"]).out.contains("collections=finance"))
+            r = steward(["keys", "create", "--name", "chat", "--scopes", "chat", "--collections", "hr"])
+            XCTAssertEqual(r.code, 1)
+            XCTAssertTrue(r.err.contains("'rag' scope"), r.err)
+            r = steward(["keys", "list", "--collections", "x"])
+            XCTAssertEqual(r.code, 2, "a usage error: --collections belongs to create, grant and ungrant")
+        }
+    }
+
     func testCreateListRevokeRotate() throws {
         try withStewardHome("keys") { home in
             let created = steward(["keys", "create", "--name", "ci"])
