@@ -172,7 +172,7 @@ public final class BatchingEngine: GenerationEngine, @unchecked Sendable {
             // Admit waiting requests into free slots, each into the free slot sharing the longest
             // prefix with its prompt.
             var admitted: [(Job, Slot)] = []
-            while !waiting.isEmpty, let slot = bestSlot(for: waiting[0].prompt, among: slots.filter { $0.job == nil }) {
+            while !waiting.isEmpty, let slot = bestSlot(for: waiting[0], among: slots.filter { $0.job == nil }) {
                 let job = waiting.removeFirst()
                 slot.job = job
                 admitted.append((job, slot))
@@ -202,14 +202,20 @@ public final class BatchingEngine: GenerationEngine, @unchecked Sendable {
         return i
     }
 
-    private func bestSlot(for prompt: [Int32], among free: [Slot]) -> Slot? {
-        free.max { commonPrefix($0.tokens, prompt) < commonPrefix($1.tokens, prompt) }
+    private func bestSlot(for job: Job, among free: [Slot]) -> Slot? {
+        func shared(_ s: Slot) -> Int { LoRAUse.same(s.cache.adapters, job.request.adapters) ? commonPrefix(s.tokens, job.prompt) : -1 }
+        return free.max { shared($0) < shared($1) }
     }
 
     private func begin(_ job: Job, in slot: Slot) {
         // Reuse the shared prefix (not when the prompt is to be scored: every token is then
         // evaluated with its logits), always evaluating at least one token for fresh logits.
         var common = job.request.promptLogprobs == nil ? commonPrefix(slot.tokens, job.prompt) : 0
+        // A prefix computed under other adapters is not reusable: each sequence carries its own.
+        if !LoRAUse.same(slot.cache.adapters, job.request.adapters) {
+            common = 0
+            slot.cache.adapters = job.request.adapters
+        }
         common = min(common, job.prompt.count - 1)
         slot.cache.truncate(to: common)
         slot.tokens = Array(slot.tokens.prefix(common))

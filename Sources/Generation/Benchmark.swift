@@ -32,8 +32,9 @@ public enum Benchmark {
     }
 
     public static func run(model: DecoderModel, addBOS: Bool, bosID: Int32, nPrompt: Int, nGen: Int,
-                           repetitions: Int, seed: UInt64 = 1) throws -> [Sample] {
+                           repetitions: Int, seed: UInt64 = 1, adapters: [LoRAUse] = []) throws -> [Sample] {
         let cache = model.makeCache(capacity: max(1, nPrompt + nGen))
+        cache.adapters = adapters
         var rng = SeededGenerator(seed: seed)
         let vocab = model.config.vocabSize
         func randomToken() -> Int32 { Int32(rng.next() % UInt64(vocab)) }

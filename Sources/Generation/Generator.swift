@@ -29,6 +29,9 @@ public struct GenerationRequest: Sendable {
     /// Makes `grammar` lazy: it applies only from the first of these strings to appear in the
     /// output on (see `GrammarTrigger`). Empty: the grammar applies from the first token.
     public var grammarTriggers: [String] = []
+    /// LoRA adapters to run with (applied at run time over the shared base weights); empty:
+    /// the base model.
+    public var adapters: [LoRAUse] = []
 
     public init() {}
 }
@@ -103,6 +106,12 @@ public final class Session: @unchecked Sendable {
         // turns) and only the rest is evaluated; at least one token is always evaluated so there
         // are logits to sample from.
         var common = 0
+        // K/V computed under other adapters are not this request's: start over.
+        if !LoRAUse.same(cache.adapters, request.adapters) {
+            cache.reset()
+            history = []
+            cache.adapters = request.adapters
+        }
         if reusePrefix && request.promptLogprobs == nil {
             while common < min(history.count, prompt.count) && history[common] == prompt[common] { common += 1 }
             common = min(common, prompt.count - 1)

@@ -9,6 +9,9 @@ import CKernels
 public final class KVCache: @unchecked Sendable {
     public let capacity: Int
     public private(set) var count = 0
+    /// The LoRA adapters this sequence runs with (empty: the base model). The K/V held were
+    /// computed under them: set it on an empty (or reset) cache.
+    public var adapters: [LoRAUse] = []
     let kDim: Int
     let vDim: Int
     let layers: Int
@@ -304,6 +307,7 @@ public final class DecoderModel: @unchecked Sendable {
             }
         }
         let neox: Int32 = c.ropeStyle == .neox ? 1 : 0
+        let lora = rows.caches.contains { !$0.adapters.isEmpty }
 
         for (l, b) in weights.blocks.enumerated() {
             // Attention
@@ -311,6 +315,11 @@ public final class DecoderModel: @unchecked Sendable {
             debugTap?("attn_norm", l, s.xn, n * h)
             // q, k and v share one quantized input and one parallel loop
             compute.matmul([b.wq.matrix, b.wk.matrix, b.wv.matrix], x: s.xn, tokens: n, ys: [s.q, s.k, s.v])
+            if lora {
+                applyLoRA(l, .q, x: s.xn, y: s.q, rows: n, rows.caches)
+                applyLoRA(l, .k, x: s.xn, y: s.k, rows: n, rows.caches)
+                applyLoRA(l, .v, x: s.xn, y: s.v, rows: n, rows.caches)
+            }
             if let bq = b.bq, let bk = b.bk, let bv = b.bv {
                 for i in 0..<n {
                     addInPlace(s.q + i * qDim, bq)
@@ -338,6 +347,7 @@ public final class DecoderModel: @unchecked Sendable {
             debugTap?("Vcur", l, s.v, n * vDim)
             debugTap?("kqv_out", l, s.att, n * c.heads * c.valueDim)
             compute.matmul(b.wo.matrix, x: s.att, tokens: n, y: s.o)
+            if lora { applyLoRA(l, .o, x: s.att, y: s.o, rows: n, rows.caches) }
             if let pn = b.postAttnNorm { rmsnorm(s.o, pn, n, h, into: s.o) }
             FloatOps.add(s.x, s.o, into: s.x, count: n * h)
             debugTap?("ffn_inp", l, s.x, n * h)
@@ -356,6 +366,12 @@ public final class DecoderModel: @unchecked Sendable {
             rmsnorm(s.x, b.ffnNorm, m, h, into: s.xn)
             debugTap?("ffn_norm", l, s.xn, m * h)
             compute.matmul([b.wGate.matrix, b.wUp.matrix], x: s.xn, tokens: m, ys: [s.gate, s.up])
+            // With one row left it is the last token's (moved to row 0).
+            let ffnCaches = m == n ? rows.caches : [rows.caches[n - 1]]
+            if lora {
+                applyLoRA(l, .gate, x: s.xn, y: s.gate, rows: m, ffnCaches)
+                applyLoRA(l, .up, x: s.xn, y: s.up, rows: m, ffnCaches)
+            }
             switch c.activation {
             case .silu: FloatOps.silu(s.gate, into: s.gate, count: m * c.ffnSize)
             case .geluTanh: FloatOps.geluTanhTable(s.gate, into: s.gate, count: m * c.ffnSize)  // llama.cpp's f16 table
@@ -363,6 +379,7 @@ public final class DecoderModel: @unchecked Sendable {
             FloatOps.mul(s.gate, s.up, into: s.gate, count: m * c.ffnSize)
             debugTap?("ffn_act", l, s.gate, m * c.ffnSize)
             compute.matmul(b.wDown.matrix, x: s.gate, tokens: m, y: s.o)
+            if lora { applyLoRA(l, .down, x: s.gate, y: s.o, rows: m, ffnCaches) }
             if let pn = b.postFFNNorm { rmsnorm(s.o, pn, m, h, into: s.o) }
             FloatOps.add(s.x, s.o, into: s.x, count: m * h)
             debugTap?("l_out", l, s.x, m * h)
@@ -381,6 +398,39 @@ public final class DecoderModel: @unchecked Sendable {
             debugTap?("result_output", -1, lp.baseAddress!, rowsOut * c.vocabSize)
         }
         return logits
+    }
+
+    /// Adds each row's adapters' low-rank products to a projection's output:
+    /// y[i] += scale · scaling · B·(A·x[i]) for every adapter of row i's sequence. The base
+    /// product is shared by the batch; only this part differs between sequences.
+    func applyLoRA(_ layer: Int, _ t: LoRATarget, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, rows: Int, _ caches: [KVCache]) {
+        for i in 0..<rows {
+            for use in caches[i].adapters {
+                guard let p = use.adapter.pair(layer: layer, t) else { continue }
+                let k = use.scale * use.adapter.scaling
+                guard k != 0 else { continue }
+                let xi = x + i * p.inDim, yi = y + i * p.outDim
+                var tmp = [Float](repeating: 0, count: p.rank)
+                p.a.withUnsafeBufferPointer { a in
+                    for j in 0..<p.rank {
+                        let row = a.baseAddress! + j * p.inDim
+                        var acc: Float = 0
+                        for c in 0..<p.inDim { acc += row[c] * xi[c] }
+                        tmp[j] = acc * k
+                    }
+                }
+                p.b.withUnsafeBufferPointer { b in
+                    tmp.withUnsafeBufferPointer { tp in
+                        for o in 0..<p.outDim {
+                            let row = b.baseAddress! + o * p.rank
+                            var acc: Float = 0
+                            for j in 0..<p.rank { acc += row[j] * tp[j] }
+                            yi[o] += acc
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// RMSNorm of `rows` vectors of `width`, each times `w`.

@@ -16,6 +16,7 @@ struct BenchCommand: Command {
             .flag("--json", help: "Print a JSON array with llama-bench's field names."),
             .value("--json-schema", valueName: "FILE", help: "Instead: decode speed constrained by this schema vs unconstrained (-n tokens, chat prompt)."),
             .value("--grammar", valueName: "FILE", help: "Instead: decode speed constrained by this GBNF grammar vs unconstrained."),
+            AdapterOptions.spec,
         ]
     )
 
@@ -44,8 +45,9 @@ struct BenchCommand: Command {
         if nPrompt + nGen > lm.model.config.contextLength {
             throw UsageError("-p + -n = \(nPrompt + nGen) exceeds the model's context \(lm.model.config.contextLength)")
         }
+        let adapters = try AdapterOptions.load(a, for: lm.model, console: console)
         let samples = try Benchmark.run(model: lm.model, addBOS: lm.tokenizer.addsBOS, bosID: lm.tokenizer.bosID ?? 0,
-                                        nPrompt: nPrompt, nGen: nGen, repetitions: reps)
+                                        nPrompt: nPrompt, nGen: nGen, repetitions: reps, adapters: adapters)
         let rss = Benchmark.peakRSSBytes()
         let threads = lm.model.pool.threadCount
         let fileName = (lm.path as NSString).lastPathComponent

@@ -10,13 +10,14 @@ struct ChatCommand: Command {
             .value("--model", "-m", valueName: "MODEL", help: "Model file or fetched model name."),
             .value("--system", valueName: "TEXT", help: "System message."),
             .value("--template", valueName: "NAME|FILE", help: "Chat template: a built-in (chatml, gemma) or a .jinja file."),
-        ] + GenerationOptions.specs
+        ] + GenerationOptions.specs + [AdapterOptions.spec]
     )
 
     func run(_ a: ParsedArguments, console: Console) throws -> Int32 {
         let modelArg = try a.require("--model")
-        let request = try GenerationOptions.request(a, defaultMaxTokens: 512)
+        var request = try GenerationOptions.request(a, defaultMaxTokens: 512)
         let lm = try LoadedModel.load(modelArg, threads: try GenerationOptions.threads(a))
+        request.adapters = try AdapterOptions.load(a, for: lm.model, console: console)
         let template = try lm.chatTemplate(override: a.value("--template"), modelName: modelArg)
         let session = try Session(model: lm.model, tokenizer: lm.tokenizer, contextLength: try a.int("--ctx"))
         let system = a.value("--system").map { [["role": "system", "content": $0]] } ?? []

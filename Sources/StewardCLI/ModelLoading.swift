@@ -51,3 +51,27 @@ struct LoadedModel {
 
 /// Named templates for models that ship none: shared with the server.
 typealias BuiltinTemplates = BuiltinChatTemplates
+
+/// `--adapter PATH[:SCALE]` (repeatable): LoRA adapters applied at run time over the base model.
+enum AdapterOptions {
+    static let spec = OptionSpec.repeated("--adapter", valueName: "PATH[:SCALE]",
+                                          help: "LoRA adapter (PEFT folder or GGUF LoRA) applied at run time, scale default 1; repeatable.")
+
+    /// Splits "PATH:SCALE" (the scale is what follows the last ':' when it is a number).
+    static func parse(_ text: String) throws -> (path: String, scale: Float) {
+        if let i = text.lastIndex(of: ":"), let scale = Float(text[text.index(after: i)...]) {
+            guard scale.isFinite, abs(scale) <= 100 else { throw UsageError("--adapter \(text): the scale must be a finite number within ±100") }
+            return (String(text[..<i]), scale)
+        }
+        return (text, 1)
+    }
+
+    static func load(_ a: ParsedArguments, for model: DecoderModel, console: Console? = nil) throws -> [LoRAUse] {
+        try a.values("--adapter").map { text in
+            let (path, scale) = try parse(text)
+            let adapter = try LoRAAdapter.load(path, for: model.config)
+            console?.err("adapter \(adapter.name): \(adapter.format), rank \(adapter.rank), alpha \(adapter.alpha), \(adapter.targets.map(\.peftName).joined(separator: ",")), scale \(scale)\n")
+            return LoRAUse(adapter, scale: scale)
+        }
+    }
+}

@@ -57,7 +57,7 @@ struct RunCommand: Command {
             .value("--system", valueName: "TEXT", help: "System message (chat mode)."),
             .value("--template", valueName: "NAME|FILE", help: "Chat template: a built-in (chatml, gemma) or a .jinja file."),
             .flag("--verbose", "-v", help: "Print timing to standard error."),
-        ] + GrammarOptions.specs + GenerationOptions.specs,
+        ] + GrammarOptions.specs + GenerationOptions.specs + [AdapterOptions.spec],
         discussion: "With a chat template and without --raw, the prompt is the user message."
     )
 
@@ -72,6 +72,7 @@ struct RunCommand: Command {
             prompt = console.readAllInput()
         }
         let lm = try LoadedModel.load(modelArg, threads: try GenerationOptions.threads(a))
+        request.adapters = try AdapterOptions.load(a, for: lm.model, console: a.flag("--verbose") ? console : nil)
         let ids: [Int32]
         if a.flag("--raw") {
             if a.value("--system") != nil { throw UsageError("--system needs chat mode (drop --raw)") }
