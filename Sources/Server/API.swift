@@ -200,10 +200,29 @@ public final class API: @unchecked Sendable {
         guard !isShuttingDown else { throw APIError(status: 503, message: "the server is shutting down", type: "server_error", code: "shutting_down") }
     }
 
-    func decoder(_ id: String?) throws -> ServedModel {
+    /// The chat model a request names, with its adapter: `model: "BASE+ADAPTER"` or the
+    /// `adapter` field (an adapter loaded with `serve --adapter` or the admin API).
+    func decoder(_ id: String?, adapter: String? = nil) throws -> ServedModel {
         try requireReady()
-        guard let id, !id.isEmpty else { throw APIError.missing("model") }
-        if let m = models.model(id) { return m }
+        guard var id, !id.isEmpty else { throw APIError.missing("model") }
+        var adapterName = adapter
+        if models.model(id) == nil, let plus = id.firstIndex(of: "+") {
+            if adapterName != nil { throw APIError.invalid("name the adapter either in 'model' (BASE+ADAPTER) or in 'adapter', not both", param: "adapter", code: "invalid_value") }
+            adapterName = String(id[id.index(after: plus)...])
+            id = String(id[..<plus])
+        }
+        if let m = models.model(id) {
+            if let name = adapterName, !name.isEmpty {
+                guard let use = m.adapter(named: name) else {
+                    let have = m.adapterNames
+                    throw APIError(status: 404, message: "model '\(id)' has no adapter '\(name)' (\(have.isEmpty ? "none is loaded; load one with steward serve --adapter or POST /admin/adapters" : "loaded: " + have.joined(separator: ", ")))",
+                                   type: "invalid_request_error", param: "adapter", code: "adapter_not_found")
+                }
+                RequestScope.current?.context.adapter = name
+                RequestScope.current?.context.adapterUses = [use]
+            }
+            return m
+        }
         if models.embeddingModel(id) != nil {
             throw APIError.invalid("'\(id)' is an embedding model; it cannot generate text (use /v1/embeddings or /api/embed)", param: "model", code: "model_not_supported")
         }
@@ -313,6 +332,7 @@ public final class API: @unchecked Sendable {
     /// request is refused (400, nothing truncated).
     func generationRequest(_ k: Knobs, model m: ServedModel, promptTokens: Int) throws -> GenerationRequest {
         var s = SamplingParameters()
+        let adapters = RequestScope.current?.context.adapterUses ?? []
         func finite(_ v: Double?, _ name: String) throws -> Float? {
             guard let v else { return nil }
             guard v.isFinite else { throw APIError.invalid("'\(name)' must be a finite number", param: name, code: "invalid_value") }
@@ -349,6 +369,7 @@ public final class API: @unchecked Sendable {
         do { try s.validate() } catch { throw APIError.from(error) }
         var r = GenerationRequest()
         r.sampling = s
+        r.adapters = adapters
         if k.stop.contains(where: \.isEmpty) {
             throw APIError.invalid("'stop' strings must not be empty", param: "stop", code: "invalid_value")
         }

@@ -103,8 +103,10 @@ public final class AccessGate: @unchecked Sendable {
         }
         if AccessGate.usesModel(request.path), !snap.disabledModels.isEmpty || key?.models != nil,
            let model = AccessGate.requestedModel(request.body) {
-            if snap.disabledModels.contains(model) {
-                return (AccessGate.modelDisabled(model).response(flavor), key)
+            // "BASE+ADAPTER" is the base model with an adapter: disabling the base disables it too.
+            let base = model.split(separator: "+", maxSplits: 1).first.map(String.init) ?? model
+            if snap.disabledModels.contains(model) || snap.disabledModels.contains(base) {
+                return (AccessGate.modelDisabled(base).response(flavor), key)
             }
             if let k = key, !k.allows(model: model) {
                 return (APIError(status: 403, message: "key \(k.id) (\(k.name)) may not use model '\(model)' (allowed: \((k.models ?? []).joined(separator: ", ")))",

@@ -1,5 +1,6 @@
 import Foundation
 import Governance
+import Models
 
 /// The admin API (admin scope; `AccessGate` checks it before these run): keys and the kill
 /// switch on a running server. Paths carry the key or model id as a middle segment
@@ -58,6 +59,28 @@ enum Admin {
 
     struct ModelState: Codable { var model: String; var disabled: Bool; var served: Bool }
 
+    /// POST /admin/adapters: load a LoRA adapter (PEFT folder or GGUF LoRA) for a served model.
+    struct LoadAdapter: Decodable {
+        var model: String?
+        var path: String?
+        var name: String?
+        var scale: Double?
+    }
+
+    struct AdapterInfo: Codable {
+        var name: String
+        var model: String
+        var id: String
+        var path: String
+        var format: String
+        var rank: Int
+        var alpha: Double
+        var scale: Double
+        var targets: [String]
+    }
+
+    struct AdapterList: Codable { var object = "list"; var data: [AdapterInfo] }
+
     struct DisableBody: Decodable { var reason: String? }
 
     struct Status: Codable {
@@ -90,6 +113,9 @@ extension API {
             try self.adminModelSwitch(r, pattern: "/admin/models/{id}/enable", disable: false)
         }
         router.add("GET", "/admin/status", .openAI) { [unowned self] _ in try self.adminStatus() }
+        router.add("GET", "/admin/adapters", .openAI) { [unowned self] _ in self.adminListAdapters() }
+        router.add("POST", "/admin/adapters", .openAI) { [unowned self] in try self.adminLoadAdapter($0) }
+        router.add("DELETE", "/admin/adapters/{id}", .openAI) { [unowned self] in try self.adminUnloadAdapter($0) }
     }
 
     private func gate() throws -> AccessGate {
@@ -175,6 +201,64 @@ extension API {
             try g.refresh()
             return .json(Admin.KeyInfo(record))
         } catch { throw API.keyError(error) }
+    }
+
+    func adminListAdapters() -> HTTPResponse {
+        .json(Admin.AdapterList(data: models.models.flatMap { m in m.adapterNames.compactMap { n in m.adapter(named: n).map { API.adapterInfo(n, m, $0) } } }))
+    }
+
+    static func adapterInfo(_ name: String, _ m: ServedModel, _ u: LoRAUse) -> Admin.AdapterInfo {
+        Admin.AdapterInfo(name: name, model: m.id, id: m.id + "+" + name, path: u.adapter.path, format: u.adapter.format, rank: u.adapter.rank,
+                          alpha: Double(u.adapter.alpha), scale: Double(u.scale), targets: u.adapter.targets.map(\.peftName))
+    }
+
+    func adminLoadAdapter(_ r: HTTPRequest) throws -> HTTPResponse {
+        let body = try decode(Admin.LoadAdapter.self, r)
+        guard let path = body.path, !path.isEmpty else { throw APIError.missing("path") }
+        let m: ServedModel
+        if let id = body.model {
+            guard let found = models.model(id) else { throw APIError.modelNotFound(id, available: models.models.map(\.id)) }
+            m = found
+        } else {
+            guard models.models.count == 1, let only = models.models.first else {
+                throw APIError.invalid("name the base model: 'model' is one of \(models.models.map(\.id).joined(separator: ", "))", param: "model", code: "missing_required_parameter")
+            }
+            m = only
+        }
+        let scale = body.scale ?? 1
+        guard scale.isFinite, abs(scale) <= 100 else { throw APIError.invalid("'scale' must be a finite number within ±100", param: "scale", code: "invalid_value") }
+        let adapter: LoRAAdapter
+        do { adapter = try LoRAAdapter.load(path, for: m.engine.model.config) } catch {
+            throw APIError.invalid("\(error)", param: "path", code: "invalid_adapter")
+        }
+        let name = body.name ?? adapter.name
+        guard !name.isEmpty, !name.contains("+"), name.count <= 64 else {
+            throw APIError.invalid("an adapter name is 1-64 characters without '+'", param: "name", code: "invalid_value")
+        }
+        let use = LoRAUse(adapter, scale: Float(scale))
+        m.addAdapter(use, name: name)
+        AdminAudit.record(action: "adapter.load", keyID: r.context.keyID, target: m.id + "+" + name,
+                          details: ["path": path, "format": adapter.format, "rank": "\(adapter.rank)", "scale": "\(scale)"])
+        return .json(API.adapterInfo(name, m, use), status: 201)
+    }
+
+    func adminUnloadAdapter(_ r: HTTPRequest) throws -> HTTPResponse {
+        guard let raw = Router.parameter("/admin/adapters/{id}", r.path) else { throw APIError.missing("name") }
+        let name = raw.removingPercentEncoding ?? raw
+        // "BASE+NAME" or a NAME loaded for exactly one model.
+        var owners = models.models.filter { $0.adapter(named: name) != nil }
+        var short = name
+        if let plus = name.firstIndex(of: "+"), let m = models.model(String(name[..<plus])) {
+            short = String(name[name.index(after: plus)...])
+            owners = m.adapter(named: short) != nil ? [m] : []
+        }
+        guard let m = owners.first else {
+            throw APIError(status: 404, message: "no adapter '\(name)' is loaded (GET /admin/adapters lists them)", type: "invalid_request_error", param: "name", code: "adapter_not_found")
+        }
+        guard owners.count == 1 else { throw APIError.invalid("'\(name)' is loaded for several models; give BASE+NAME", param: "name", code: "invalid_value") }
+        m.removeAdapter(named: short)
+        AdminAudit.record(action: "adapter.unload", keyID: r.context.keyID, target: m.id + "+" + short, details: [:])
+        return .json(["deleted": m.id + "+" + short])
     }
 
     func adminModelSwitch(_ r: HTTPRequest, pattern: String, disable: Bool) throws -> HTTPResponse {

@@ -1,4 +1,5 @@
 import Foundation
+import Models
 
 /// An HTTP request as the handlers see it: no socket, so handlers are testable in-process.
 public struct HTTPRequest: Sendable {
@@ -38,6 +39,7 @@ public final class RequestContext: @unchecked Sendable {
     private var _keyID: String?
     private var _model: String?
     private var _adapter: String?
+    private var _adapterUses: [LoRAUse] = []
     private var _promptTokens = 0
     private var _completionTokens = 0
     private var _moderation: [String] = []
@@ -55,6 +57,8 @@ public final class RequestContext: @unchecked Sendable {
     public var keyID: String? { get { locked { _keyID } } set { locked { _keyID = newValue } } }
     public var model: String? { get { locked { _model } } set { locked { _model = newValue } } }
     public var adapter: String? { get { locked { _adapter } } set { locked { _adapter = newValue } } }
+    /// The adapters the request runs with (resolved from `model: BASE+ADAPTER` or `adapter`).
+    public var adapterUses: [LoRAUse] { get { locked { _adapterUses } } set { locked { _adapterUses = newValue } } }
     public var promptTokens: Int { get { locked { _promptTokens } } set { locked { _promptTokens = newValue } } }
     public var completionTokens: Int { get { locked { _completionTokens } } set { locked { _completionTokens = newValue } } }
     /// Moderation findings as short verdicts, e.g. "input:pii.email:redact".

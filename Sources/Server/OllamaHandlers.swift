@@ -80,7 +80,7 @@ extension API {
 
     func ollamaGenerate(_ r: HTTPRequest) throws -> HTTPResponse {
         let req = try decode(Ollama.GenerateRequest.self, r)
-        let m = try decoder(req.model)
+        let m = try decoder(req.model, adapter: req.adapter)
         let grammar = try ollamaGrammar(r, format: req.format)
         r.context.model = m.id
         if let i = req.images, !i.isEmpty { throw APIError.invalid("'images' are not supported: this is a text model", param: "images") }
@@ -173,7 +173,7 @@ extension API {
 
     func ollamaChat(_ r: HTTPRequest) throws -> HTTPResponse {
         let req = try decode(Ollama.ChatRequest.self, r)
-        let m = try decoder(req.model)
+        let m = try decoder(req.model, adapter: req.adapter)
         let grammar = try ollamaGrammar(r, format: req.format)
         r.context.model = m.id
         let raw = req.messages ?? []

@@ -23,6 +23,8 @@ public enum Ollama {
 
     public struct GenerateRequest: Codable, Sendable {
         public var model: String?
+        /// Steward extension: a loaded LoRA adapter of the model (or `model: "BASE+ADAPTER"`).
+        public var adapter: String?
         public var prompt: String?
         public var suffix: String?
         public var system: String?
@@ -73,6 +75,8 @@ public enum Ollama {
 
     public struct ChatRequest: Codable, Sendable {
         public var model: String?
+        /// Steward extension: a loaded LoRA adapter of the model (or `model: "BASE+ADAPTER"`).
+        public var adapter: String?
         public var messages: [Message]?
         public var stream: Bool?
         public var options: Options?

@@ -24,6 +24,8 @@ extension API {
 
     func listModels() -> HTTPResponse {
         var data = models.models.map { OpenAI.Model(id: $0.id, object: "model", created: Int($0.modified.timeIntervalSince1970), owned_by: "steward", license: $0.license) }
+        // Each loaded adapter as "BASE+ADAPTER", the id a request may name.
+        data += models.models.flatMap { m in m.adapterNames.map { OpenAI.Model(id: m.id + "+" + $0, object: "model", created: Int(m.modified.timeIntervalSince1970), owned_by: "steward", license: m.license) } }
         data += models.embeddingModels.map { OpenAI.Model(id: $0.id, object: "model", created: 0, owned_by: "steward", license: $0.license) }
         return .json(OpenAI.ModelList(object: "list", data: data))
     }
@@ -45,7 +47,7 @@ extension API {
 
     func chatCompletions(_ r: HTTPRequest) throws -> HTTPResponse {
         let req = try decode(OpenAI.ChatCompletionRequest.self, r)
-        let m = try decoder(req.model)
+        let m = try decoder(req.model, adapter: req.adapter)
         let grammar = try openAIGrammar(r, responseFormat: req.response_format, grammar: req.grammar)
         r.context.model = m.id
         let tok0 = m.tokenizer
@@ -314,7 +316,7 @@ extension API {
 
     func completions(_ r: HTTPRequest) throws -> HTTPResponse {
         let req = try decode(OpenAI.CompletionRequest.self, r)
-        let m = try decoder(req.model)
+        let m = try decoder(req.model, adapter: req.adapter)
         r.context.model = m.id
         let inputText: String
         switch req.prompt {

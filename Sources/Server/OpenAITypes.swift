@@ -83,11 +83,15 @@ public enum OpenAI {
         public var grammar: String?
         /// Steward extension: RAG collections to ground the answer in (the key must be granted them).
         public var collections: StringOrList?
+        /// Steward extension: a loaded LoRA adapter of the model (or `model: "BASE+ADAPTER"`).
+        public var adapter: String?
         public init() {}
     }
 
     public struct CompletionRequest: Codable, Sendable {
         public var model: String?
+        /// Steward extension: a loaded LoRA adapter of the model (or `model: "BASE+ADAPTER"`).
+        public var adapter: String?
         public var prompt: StringOrList?
         public var suffix: String?
         public var echo: Bool?

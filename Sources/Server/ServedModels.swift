@@ -61,6 +61,21 @@ public final class ServedModel: @unchecked Sendable {
     public var license: String?
     private let digestLock = NSLock()
     private var cachedDigest: String?
+    private let adapterLock = NSLock()
+    private var adapterTable: [String: LoRAUse] = [:]
+
+    /// LoRA adapters loaded for this model, by name: a request picks one with
+    /// `model: "ID+NAME"` or `adapter: "NAME"`. Sequences with different adapters share
+    /// decode steps (each adds its own low-rank product to the shared base product).
+    public var adapterNames: [String] { adapterLock.lock(); defer { adapterLock.unlock() }; return adapterTable.keys.sorted() }
+    public func adapter(named name: String) -> LoRAUse? { adapterLock.lock(); defer { adapterLock.unlock() }; return adapterTable[name] }
+    public func addAdapter(_ use: LoRAUse, name: String) { adapterLock.lock(); adapterTable[name] = use; adapterLock.unlock() }
+    /// Unloads an adapter; sequences already running with it finish with it.
+    @discardableResult
+    public func removeAdapter(named name: String) -> Bool {
+        adapterLock.lock(); defer { adapterLock.unlock() }
+        return adapterTable.removeValue(forKey: name) != nil
+    }
 
     public var tokenizer: Tokenizer { engine.tokenizer }
     public var contextLength: Int { engine.contextLength }

@@ -45,6 +45,8 @@ public enum StewardCLI {
         ClassifyCommand(),
         SummarizeCommand(),
         RagCommand(),
+        MergeCommand(),
+        QuantizeCommand(),
     ]
 
     static var topHelp: String {

@@ -5,6 +5,7 @@ import Dispatch
 import Foundation
 import Governance
 import ModelFiles
+import Models
 import Moderation
 import Retrieval
 import Server
@@ -23,6 +24,7 @@ struct ServeCommand: Command {
             .value("--threads", "-t", valueName: "N", help: "Threads (default: all cores)."),
             .value("--max-body", valueName: "BYTES", help: "Largest request body accepted (default 1048576)."),
             .value("--max-queue", valueName: "N", help: "Requests that may wait per model before 429 (default 64)."),
+            .repeated("--adapter", valueName: "[MODEL=]PATH[:SCALE]", help: "LoRA adapter (PEFT folder or GGUF LoRA) for a served chat model (MODEL= needed with several), named by its folder or file name; requests pick it with model \"MODEL+NAME\" or \"adapter\". Repeatable; more load at run time through POST /admin/adapters."),
             .repeated("--template", valueName: "[MODEL=]NAME|FILE", help: "Chat template for a model without one (built-ins: chatml, gemma) or a .jinja file; without MODEL= it applies to every model."),
             GovernanceCLI.policyOption,
             GovernanceCLI.dbOption,
@@ -47,6 +49,21 @@ struct ServeCommand: Command {
 
     func run(_ a: ParsedArguments, console: Console) throws -> Int32 {
         let modelArgs = a.values("--model")
+        // --adapter [MODEL=]PATH[:SCALE]
+        let adapterSpecs: [(model: String?, path: String, scale: Float)] = try a.values("--adapter").map { text in
+            var model: String?
+            var rest = text
+            if let eq = text.firstIndex(of: "="), !text[..<eq].contains("/") {
+                model = String(text[..<eq]); rest = String(text[text.index(after: eq)...])
+            }
+            let (path, scale) = try AdapterOptions.parse(rest)
+            return (model, path, scale)
+        }
+        for spec in adapterSpecs {
+            if let m = spec.model, !modelArgs.contains(m) && !modelArgs.map(ModelLoader.modelID(for:)).contains(m) {
+                throw UsageError("--adapter \(m)=…: \(m) is not one of the --model values")
+            }
+        }
         guard !modelArgs.isEmpty else { throw UsageError("give at least one --model") }
         guard a.positionals.isEmpty else { throw UsageError("unexpected argument '\(a.positionals[0])'") }
         let host = a.value("--host") ?? "127.0.0.1"
@@ -175,7 +192,14 @@ struct ServeCommand: Command {
                 switch try ModelLoader.load(arg, threads: threads, contextLength: ctx, template: template, maxQueue: maxQueue, parallel: parallel) {
                 case let .decoder(m):
                     if let l = licenses[id] { m.license = l }
+                    // An adapter without MODEL= is for the first chat model.
+                    let first = registry.models.isEmpty
                     registry.add(m)
+                    for spec in adapterSpecs where (spec.model == nil && first) || spec.model == id || spec.model == arg {
+                        let use = LoRAUse(try LoRAAdapter.load(spec.path, for: m.engine.model.config), scale: spec.scale)
+                        m.addAdapter(use, name: use.adapter.name)
+                        console.out("  \(id)+\(use.adapter.name): LoRA \(use.adapter.format), rank \(use.adapter.rank), scale \(spec.scale)\n")
+                    }
                     let chat = m.chatTemplate == nil ? "no chat template: completions only (see --template)" : "chat template ok"
                     console.out(String(format: "  %@: context %d, %@, loaded in %.2f s\n", id, m.contextLength, chat, Date().timeIntervalSince(t0)))
                 case let .embedder(e):

@@ -62,3 +62,41 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
     }
     public mutating func floats(_ n: Int, scale: Float = 1) -> [Float] { (0..<n).map { _ in uniform(-scale, scale) } }
 }
+
+/// Random LoRA adapters in PEFT's on-disk layout for tests on the real models (which ship no
+/// adapter): adapter_config.json + adapter_model.safetensors with PEFT's tensor names.
+public enum TestAdapters {
+    /// Shapes of a decoder's projections, (out, in), by PEFT module name.
+    public struct Shapes: Sendable {
+        public var layers: Int
+        public var projections: [String: (out: Int, in: Int)]
+        public init(layers: Int, projections: [String: (out: Int, in: Int)]) { self.layers = layers; self.projections = projections }
+
+        /// SmolLM2-135M: hidden 576, 9 heads and 3 KV heads of 64, FFN 1536, 30 layers.
+        public static let smollm2 = Shapes(layers: 30, projections: [
+            "q_proj": (576, 576), "k_proj": (192, 576), "v_proj": (192, 576), "o_proj": (576, 576),
+            "gate_proj": (1536, 576), "up_proj": (1536, 576), "down_proj": (576, 1536)])
+    }
+
+    /// Writes an adapter with A ~ U(−a, a) and B ~ U(−b, b) (seeded) into `dir`.
+    public static func writePEFT(to dir: String, shapes: Shapes, targets: [String], rank: Int = 8, alpha: Double = 16,
+                                 a: Float = 0.05, b: Float = 0.05, seed: UInt64 = 1) throws {
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        var rng = SplitMix64(seed: seed)
+        func uniform(_ n: Int, _ r: Float) -> [Float] { (0..<n).map { _ in Float(Double(rng.next() >> 11) / Double(1 << 53) * 2 - 1) * r } }
+        var w = SafetensorsWriter(metadata: ["format": "pt"])
+        for layer in 0..<shapes.layers {
+            for t in targets {
+                guard let s = shapes.projections[t] else { throw TestSupportError.missing("no projection \(t)") }
+                let block = ["gate_proj", "up_proj", "down_proj"].contains(t) ? "mlp" : "self_attn"
+                let p = "base_model.model.model.layers.\(layer).\(block).\(t)"
+                w.addTensor(name: p + ".lora_A.weight", dtype: .f32, shape: [rank, s.in], bytes: TensorBytes(elements: uniform(rank * s.in, a)))
+                w.addTensor(name: p + ".lora_B.weight", dtype: .f32, shape: [s.out, rank], bytes: TensorBytes(elements: uniform(s.out * rank, b)))
+            }
+        }
+        try w.write(to: dir + "/adapter_model.safetensors")
+        let config: [String: Any] = ["peft_type": "LORA", "r": rank, "lora_alpha": alpha, "target_modules": targets, "use_rslora": false,
+                                     "fan_in_fan_out": false, "bias": "none", "task_type": "CAUSAL_LM"]
+        try JSONSerialization.data(withJSONObject: config, options: [.sortedKeys]).write(to: URL(fileURLWithPath: dir + "/adapter_config.json"))
+    }
+}

@@ -146,3 +146,45 @@ final class LoRATests: XCTestCase {
         XCTAssertEqual(LoRAAdapter.permuteRows(m, rows: 8, cols: 1, heads: 2), [0, 2, 1, 3, 4, 6, 5, 7])
     }
 }
+
+/// `LoRAMerge` writes what the numpy reference merged (scripts/make-lora-fixtures).
+final class LoRAMergeTests: XCTestCase {
+    func testMergedFileEqualsTheReferenceMerge() throws {
+        for name in ["llama", "qwen2"] {
+            let baseFile = try GGUFFile(path: try TestPaths.fixture("tiny/\(name).gguf"))
+            let config = try DecoderConfig(gguf: baseFile)
+            let adapter = try LoRAAdapter.load(try TestPaths.fixture("lora/\(name)-peft"), for: config)
+            let out = FileManager.default.temporaryDirectory.appendingPathComponent("merged-\(name)-\(UUID().uuidString).gguf").path
+            defer { try? FileManager.default.removeItem(atPath: out) }
+            var seen = 0
+            let report = try LoRAMerge.merge(base: baseFile, config: config, adapters: [LoRAUse(adapter)], to: out) { i, n, _ in seen = max(seen, i); XCTAssertLessThanOrEqual(i, n) }
+            XCTAssertEqual(report.merged.count, 14, "7 projections × 2 layers")
+            XCTAssertEqual(seen, baseFile.tensors.count, "progress reached every tensor")
+            let mine = try GGUFFile(path: out)
+            let reference = try GGUFFile(path: try TestPaths.fixture("lora/\(name)-merged.gguf"))
+            XCTAssertEqual(mine.tensors.map(\.name), reference.tensors.map(\.name))
+            for t in mine.tensors {
+                let a = try mine.dequantized(t), b = try reference.dequantized(try XCTUnwrap(reference.tensor(named: t.name)))
+                let d = zip(a, b).reduce(Float(0)) { max($0, abs($1.0 - $1.1)) }
+                XCTAssertLessThan(d, 1e-5, "\(name) \(t.name)")
+            }
+            XCTAssertEqual(mine.string("general.architecture"), baseFile.string("general.architecture"))
+            XCTAssertTrue(mine.string("steward.merged_adapters")?.contains("\(name)-peft") == true)
+        }
+    }
+
+    func testKQuantTensorsAreWidenedAndTypesAreChecked() throws {
+        let baseFile = try GGUFFile(path: try TestPaths.fixture("tiny/llama.gguf"))
+        let config = try DecoderConfig(gguf: baseFile)
+        let adapter = try LoRAAdapter.load(try TestPaths.fixture("lora/llama-peft"), for: config)
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("merged-q8-\(UUID().uuidString).gguf").path
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let r = try LoRAMerge.merge(base: baseFile, config: config, adapters: [LoRAUse(adapter)], type: .q8_0, to: out)
+        XCTAssertTrue(r.merged.allSatisfy { $0.type == .q8_0 })
+        let f = try GGUFFile(path: out)
+        XCTAssertEqual(f.tensor(named: "blk.0.attn_q.weight")?.type, .q8_0)
+        XCTAssertEqual(f.tensor(named: "blk.0.attn_norm.weight")?.type, .f32, "untouched tensors keep their type")
+        XCTAssertThrowsError(try LoRAMerge.merge(base: baseFile, config: config, adapters: [LoRAUse(adapter)], type: .q4_K, to: out + "x"))
+        XCTAssertThrowsError(try LoRAMerge.merge(base: baseFile, config: config, adapters: [], to: out + "y"))
+    }
+}

@@ -1,0 +1,33 @@
+import Foundation
+
+/// Writes a copy of a GGUF file tensor by tensor: the metadata as it is (plus `extraMetadata`,
+/// which replaces keys of the same name), each tensor either copied byte for byte or
+/// dequantized, optionally changed, and quantized to a new type. What merge and quantize share.
+public enum GGUFRewrite {
+    /// What to do with one tensor: nil copies it; otherwise its values (dequantized to f32,
+    /// row-major, `dims[0]` contiguous) go through `update` and are written as `type`.
+    public struct Step {
+        public var type: GGMLType
+        public var update: ((inout [Float]) throws -> Void)?
+        public init(type: GGMLType, update: ((inout [Float]) throws -> Void)? = nil) { self.type = type; self.update = update }
+    }
+
+    public static func write(_ base: GGUFFile, to path: String, extraMetadata: [(String, GGUFValue)] = [],
+                             plan: (GGUFTensorInfo) throws -> Step?, progress: ((Int, Int, String) -> Void)? = nil) throws {
+        var w = GGUFWriter()
+        let replaced = Set(extraMetadata.map(\.0))
+        for (k, v) in base.metadataPairs where !replaced.contains(k) { w.addMetadata(k, v) }
+        for (k, v) in extraMetadata { w.addMetadata(k, v) }
+        for (i, info) in base.tensors.enumerated() {
+            progress?(i + 1, base.tensors.count, info.name)
+            guard let step = try plan(info) else {
+                w.addTensor(name: info.name, type: info.type, dims: info.dims, bytes: TensorBytes(borrowing: base.data(of: info), keepingAlive: base))
+                continue
+            }
+            var values = try base.dequantized(info)
+            try step.update?(&values)
+            w.addTensor(name: info.name, type: step.type, dims: info.dims, bytes: TensorBytes(try quantize(step.type, values)))
+        }
+        try w.write(to: path)
+    }
+}
