@@ -37,7 +37,9 @@ let package = Package(
         .target(name: "Retrieval", dependencies: ["Documents", "Governance", "Generation", "Models", "Tokenization", "Kernels", "ModelFiles"]),
         .target(name: "TestSupport", dependencies: ["ModelFiles"], path: "Sources/TestSupport"),
         .target(name: "Server", dependencies: ["CMicroHTTPD", "ModelFiles", "Tokenization", "Templates", "Models", "Generation", "Governance", "Moderation", "Retrieval"]),
-        .target(name: "StewardCLI", dependencies: ["ModelFiles", "Tokenization", "Templates", "Models", "Generation", "Server", "Governance", "Moderation", "Documents", "Retrieval"]),
+        // LoRA fine-tuning: forward and backward through the decoder, AdamW, data, PEFT output.
+        .target(name: "Training", dependencies: ["Models", "ModelFiles", "Kernels", "CKernels", "Tokenization", "Templates"]),
+        .target(name: "StewardCLI", dependencies: ["Training", "ModelFiles", "Tokenization", "Templates", "Models", "Generation", "Server", "Governance", "Moderation", "Documents", "Retrieval"]),
         .executableTarget(name: "steward", dependencies: ["StewardCLI"]),
         .testTarget(name: "ModelFilesTests", dependencies: ["TestSupport", "ModelFiles"]),
         .testTarget(name: "TokenizationTests", dependencies: ["TestSupport", "Tokenization", "ModelFiles"]),
@@ -45,6 +47,7 @@ let package = Package(
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CKernels", "TestSupport", "ModelFiles"]),
         .testTarget(name: "GenerationTests", dependencies: ["TestSupport", "Generation", "Models", "Tokenization", "ModelFiles"]),
         .testTarget(name: "ModelsTests", dependencies: ["TestSupport", "Models", "ModelFiles", "Kernels"]),
+        .testTarget(name: "TrainingTests", dependencies: ["TestSupport", "Training", "Models", "ModelFiles"]),
         .testTarget(name: "StewardCLITests", dependencies: ["TestSupport", "StewardCLI", "Documents"]),
         .testTarget(name: "GovernanceTests", dependencies: ["TestSupport", "Governance", "ModelFiles"]),
         .testTarget(name: "RetrievalTests", dependencies: ["TestSupport", "Retrieval", "Documents", "Governance", "Generation"]),

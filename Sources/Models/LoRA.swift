@@ -33,7 +33,7 @@ public enum LoRATarget: Int, CaseIterable, Sendable, CustomStringConvertible {
     public var description: String { peftName }
 
     /// (output, input) features of the projection in this model.
-    func shape(_ c: DecoderConfig) -> (out: Int, in: Int) {
+    public func shape(_ c: DecoderConfig) -> (out: Int, in: Int) {
         let h = c.hiddenSize
         switch self {
         case .q: return (c.heads * c.headDim, h)
@@ -55,6 +55,9 @@ public struct LoRAPair: Sendable {
     public let outDim: Int
     public let a: [Float]
     public let b: [Float]
+    public init(rank: Int, inDim: Int, outDim: Int, a: [Float], b: [Float]) {
+        self.rank = rank; self.inDim = inDim; self.outDim = outDim; self.a = a; self.b = b
+    }
 }
 
 public enum LoRAError: Error, CustomStringConvertible, Equatable {
@@ -91,6 +94,11 @@ public final class LoRAAdapter: @unchecked Sendable {
         self.name = name; self.path = path; self.format = format; self.rank = rank
         self.alpha = alpha; self.scaling = scaling; self.pairs = pairs
         targets = LoRATarget.allCases.filter { t in pairs.contains { $0[t.rawValue] != nil } }
+    }
+
+    /// An adapter from pairs made elsewhere (training): [layer][target.rawValue].
+    public static func make(name: String, path: String, format: String, rank: Int, alpha: Float, scaling: Float, pairs: [[LoRAPair?]]) -> LoRAAdapter {
+        LoRAAdapter(name: name, path: path, format: format, rank: rank, alpha: alpha, scaling: scaling, pairs: pairs)
     }
 
     public func pair(layer: Int, _ t: LoRATarget) -> LoRAPair? { layer < pairs.count ? pairs[layer][t.rawValue] : nil }
