@@ -103,3 +103,31 @@ final class AdaptCommandTests: XCTestCase {
         XCTAssertEqual(r.code, 2, "an existing output is refused")
     }
 }
+
+final class TuneCommandTests: XCTestCase {
+    func testTuneWritesAPEFTAdapterUsableByRun() throws {
+        let dir = try makeTemporaryDirectory("tune-cli")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let data = dir.path + "/train.jsonl"
+        let lines = try String(contentsOfFile: TestPaths.fixture("tune/train.jsonl"), encoding: .utf8).split(separator: "\n").prefix(8)
+        try (lines.joined(separator: "\n") + "\n").write(toFile: data, atomically: true, encoding: .utf8)
+        let out = dir.path + "/adapter"
+        var r = steward(["tune", "--model", "smollm2-135m-instruct", "--data", data, "--val", data, "--out", out, "--epochs", "1", "--batch", "4",
+                         "--lr", "2e-3", "--targets", "q,v"])
+        XCTAssertEqual(r.code, 0, r.err)
+        XCTAssertTrue(r.err.contains("step 2/2"), r.err)
+        XCTAssertTrue(r.err.contains("tok/s") && r.err.contains("ETA"), r.err)
+        XCTAssertTrue(r.err.contains("validation loss"), r.err)
+        for f in ["adapter_config.json", "adapter_model.safetensors", "checkpoint-1/optimizer.safetensors", "checkpoint-1/trainer_state.json"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/" + f), f)
+        }
+        r = steward(["run", "--model", "smollm2-135m-instruct", "--adapter", out, "--temperature", "0", "-n", "8", "--prompt", "What is 2 plus 3?"])
+        XCTAssertEqual(r.code, 0, r.err)
+        r = steward(["tune", "--model", "smollm2-135m-instruct", "--data", data, "--out", out + "2", "--targets", "q,x"])
+        XCTAssertEqual(r.code, 1)
+        XCTAssertTrue(r.err.contains("--targets"), r.err)
+        r = steward(["tune", "--model", "gemma-3-270m", "--data", data, "--out", out + "3", "--format", "completion"])
+        XCTAssertEqual(r.code, 1)
+        XCTAssertTrue(r.err.contains("completion") || r.err.contains("llama-family"), r.err)
+    }
+}
