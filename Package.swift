@@ -39,7 +39,9 @@ let package = Package(
         .target(name: "Server", dependencies: ["CMicroHTTPD", "ModelFiles", "Tokenization", "Templates", "Models", "Generation", "Governance", "Moderation", "Retrieval"]),
         // LoRA fine-tuning: forward and backward through the decoder, AdamW, data, PEFT output.
         .target(name: "Training", dependencies: ["Models", "ModelFiles", "Kernels", "CKernels", "Tokenization", "Templates"]),
-        .target(name: "StewardCLI", dependencies: ["Training", "ModelFiles", "Tokenization", "Templates", "Models", "Generation", "Server", "Governance", "Moderation", "Documents", "Retrieval"]),
+        // Evaluation: task files, log-likelihood and generation scoring, runs, compare/gate, reports.
+        .target(name: "Evaluation", dependencies: ["Generation", "Models", "ModelFiles", "Tokenization"]),
+        .target(name: "StewardCLI", dependencies: ["Evaluation", "Training", "ModelFiles", "Tokenization", "Templates", "Models", "Generation", "Server", "Governance", "Moderation", "Documents", "Retrieval"]),
         .executableTarget(name: "steward", dependencies: ["StewardCLI"]),
         .testTarget(name: "ModelFilesTests", dependencies: ["TestSupport", "ModelFiles"]),
         .testTarget(name: "TokenizationTests", dependencies: ["TestSupport", "Tokenization", "ModelFiles"]),
@@ -47,6 +49,7 @@ let package = Package(
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "CKernels", "TestSupport", "ModelFiles"]),
         .testTarget(name: "GenerationTests", dependencies: ["TestSupport", "Generation", "Models", "Tokenization", "ModelFiles"]),
         .testTarget(name: "ModelsTests", dependencies: ["TestSupport", "Models", "ModelFiles", "Kernels"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["TestSupport", "Evaluation", "Generation", "Models", "ModelFiles", "Tokenization"]),
         .testTarget(name: "TrainingTests", dependencies: ["TestSupport", "Training", "Models", "ModelFiles"]),
         .testTarget(name: "StewardCLITests", dependencies: ["TestSupport", "StewardCLI", "Documents"]),
         .testTarget(name: "GovernanceTests", dependencies: ["TestSupport", "Governance", "ModelFiles"]),

@@ -48,6 +48,7 @@ public enum StewardCLI {
         MergeCommand(),
         QuantizeCommand(),
         TuneCommand(),
+        EvalCommand(),
     ]
 
     static var topHelp: String {
