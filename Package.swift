@@ -51,10 +51,10 @@ let package = Package(
         .testTarget(name: "ModelsTests", dependencies: ["TestSupport", "Models", "ModelFiles", "Kernels"]),
         .testTarget(name: "EvaluationTests", dependencies: ["TestSupport", "Evaluation", "Generation", "Models", "ModelFiles", "Tokenization"]),
         .testTarget(name: "TrainingTests", dependencies: ["TestSupport", "Training", "Models", "ModelFiles"]),
-        .testTarget(name: "StewardCLITests", dependencies: ["TestSupport", "StewardCLI", "Documents"]),
+        .testTarget(name: "StewardCLITests", dependencies: ["TestSupport", "StewardCLI", "Documents", "Server", "Models"]),
         .testTarget(name: "GovernanceTests", dependencies: ["TestSupport", "Governance", "ModelFiles"]),
         .testTarget(name: "RetrievalTests", dependencies: ["TestSupport", "Retrieval", "Documents", "Governance", "Generation"]),
         .testTarget(name: "ModerationTests", dependencies: ["TestSupport", "Moderation"]),
-        .testTarget(name: "ServerTests", dependencies: ["TestSupport", "Server", "Generation", "Models", "Tokenization", "ModelFiles", "Retrieval", "Governance"]),
+        .testTarget(name: "ServerTests", dependencies: ["TestSupport", "Server", "Generation", "Models", "Tokenization", "ModelFiles", "Retrieval", "Governance", "Evaluation"]),
     ]
 )

@@ -21,6 +21,10 @@ public struct MetricValue: Codable, Sendable, Equatable {
     /// Whether a higher value is better (false for perplexity).
     public var higherIsBetter: Bool
 
+    public init(value: Double, stderr: Double?, higherIsBetter: Bool) {
+        self.value = value; self.stderr = stderr; self.higherIsBetter = higherIsBetter
+    }
+
     public static func mean(_ xs: [Double]) -> MetricValue {
         let n = Double(xs.count)
         let m = xs.reduce(0, +) / max(n, 1)
@@ -37,6 +41,10 @@ public struct TaskResult: Codable, Sendable {
     /// Per sample: what was asked, answered and scored.
     public var outputs: [[String: String]]
     public var seconds: Double
+
+    public init(name: String, type: String, samples: Int, metrics: [String: MetricValue], outputs: [[String: String]], seconds: Double) {
+        self.name = name; self.type = type; self.samples = samples; self.metrics = metrics; self.outputs = outputs; self.seconds = seconds
+    }
 }
 
 /// A run: everything needed to read and reproduce it.
@@ -103,10 +111,12 @@ public enum EvalRunner {
                 let prefix = task.choice_prefix ?? " "
                 var ll: [Double] = [], norm: [Double] = []
                 for c in choices {
-                    let cont = prefix + TaskSpec.text(c)
-                    let r = try backend.loglikelihood(context: context, continuation: cont)
+                    let choice = TaskSpec.text(c)
+                    let r = try backend.loglikelihood(context: context, continuation: prefix + choice)
                     ll.append(r.logprob)
-                    norm.append(r.logprob / Double(max(1, cont.utf8.count)))
+                    // lm-evaluation-harness's acc_norm: divided by the choice's length in characters
+                    // (code points of the choice itself, without the delimiter before it).
+                    norm.append(r.logprob / Double(max(1, choice.unicodeScalars.count)))
                 }
                 let pick = ll.indices.max { ll[$0] < ll[$1] }!, pickN = norm.indices.max { norm[$0] < norm[$1] }!
                 acc.append(pick == gold ? 1 : 0)

@@ -41,7 +41,7 @@ extension EvalCommand {
         var results: [[String: Any]] = []
         var caught: [String: (Int, Int)] = [:]   // category → (caught, total)
         var ruleCounts: [String: Int] = [:]
-        var tp = 0, fn = 0, fp = 0, tn = 0
+        var tp = 0, fn = 0, fp = 0, tn = 0, blockedHarmful = 0
         for (i, r) in rows.enumerated() {
             let body = try JSONSerialization.data(withJSONObject: ["model": m.id, "messages": [["role": "user", "content": r.prompt]], "max_tokens": 8, "temperature": 0])
             let req = HTTPRequest(method: "POST", path: "/v1/chat/completions", headers: ["Content-Type": "application/json"], body: body)
@@ -57,7 +57,7 @@ extension EvalCommand {
             var c = caught[r.category] ?? (0, 0)
             c.1 += 1; if hit { c.0 += 1 }
             caught[r.category] = c
-            if r.expect == "block" { if hit { tp += 1 } else { fn += 1 } } else { if hit { fp += 1 } else { tn += 1 } }
+            if r.expect == "block" { if hit { tp += 1 } else { fn += 1 }; if blocked { blockedHarmful += 1 } } else { if hit { fp += 1 } else { tn += 1 } }
             results.append(["prompt": r.prompt, "category": r.category, "expect": r.expect, "blocked": blocked, "redacted": redacted,
                             "status": resp.status, "rules": verdicts])
             if (i + 1) % 10 == 0 || i + 1 == rows.count { console.err("safety: \(i + 1)/\(rows.count)\n") }
@@ -67,13 +67,15 @@ extension EvalCommand {
         for (k, v) in caught.sorted(by: { $0.key < $1.key }) {
             console.out(String(format: "| %@ | %d | %d | %.3f |\n", k, v.0, v.1, Double(v.0) / Double(max(v.1, 1))))
         }
-        let blockRate = Double(tp) / Double(max(harmful, 1)), fpRate = Double(fp) / Double(max(benign, 1))
-        console.out(String(format: "\nblock rate on harmful prompts %.3f (%d/%d); false-positive rate on benign prompts %.3f (%d/%d)\n",
-                           blockRate, tp, harmful, fpRate, fp, benign))
+        let catchRate = Double(tp) / Double(max(harmful, 1)), blockRate = Double(blockedHarmful) / Double(max(harmful, 1))
+        let fpRate = Double(fp) / Double(max(benign, 1))
+        console.out(String(format: "\nharmful prompts caught (blocked or redacted) %.3f (%d/%d), blocked %.3f (%d/%d); false-positive rate on benign prompts %.3f (%d/%d)\n",
+                           catchRate, tp, harmful, blockRate, blockedHarmful, harmful, fpRate, fp, benign))
         console.out("rules fired:\n")
         for (k, v) in ruleCounts.sorted(by: { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }) { console.out("  \(v)× \(k)\n") }
         if let out = a.value("--out") {
-            let o: [String: Any] = ["suite": suitePath, "model": m.id, "block_rate": blockRate, "false_positive_rate": fpRate,
+            let o: [String: Any] = ["suite": suitePath, "model": m.id, "catch_rate": catchRate, "block_rate": blockRate, "false_positive_rate": fpRate,
+                                    "by_category": caught.mapValues { ["caught": $0.0, "total": $0.1] },
                                     "harmful": harmful, "benign": benign, "rules": ruleCounts, "results": results]
             try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys, .prettyPrinted]).write(to: URL(fileURLWithPath: out))
         }

@@ -44,9 +44,9 @@ final class EvaluationTests: XCTestCase {
         }
     }
 
-    /// acc picks the highest log-likelihood, acc_norm the highest per byte of the
-    /// continuation (lm-evaluation-harness's definitions); the standard error is the sample
-    /// standard deviation over √n.
+    /// acc picks the highest log-likelihood, acc_norm the highest per character of the choice
+    /// (lm-evaluation-harness's definitions); the standard error is the sample standard
+    /// deviation over √n.
     func testMultipleChoiceScoring() throws {
         _ = try write("mc.jsonl", """
             {"q": "one", "choices": ["a", "bbbbbbbb"], "label": 1}
@@ -55,7 +55,7 @@ final class EvaluationTests: XCTestCase {
             """)
         let spec = try TaskSpec.load(try write("mc.json", #"{"name": "mc", "type": "multiple_choice", "data": "mc.jsonl", "prompt": "{q}:", "choices": "choices", "gold": "label"}"#))
         let b = ScriptedBackend()
-        // " a" (2 bytes) −2 beats " bbbbbbbb" (9 bytes) −4 by total, loses per byte (−1 vs −0.44).
+        // " a" −2 beats " bbbbbbbb" −4 by total, loses per character of the choice (−2 vs −0.5).
         b.logprobs = [" a": -2, " bbbbbbbb": -4, " c": -1, " d": -3]
         let r = try EvalRunner.run(spec, backend: b, settings: EvalSettings())
         XCTAssertEqual(r.metrics["acc"]?.value, 0.5)

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import Evaluation
 import Server
 import Generation
 
@@ -159,5 +160,35 @@ final class ServerWebPageTests: XCTestCase {
             """) as? [String: Any])
         return Turn(answer: r["answer"] as? String ?? "<missing>", meta: r["meta"] as? String ?? "", error: r["error"] as? String,
                     status: r["status"] as? String ?? "")
+    }
+
+    /// `steward eval report`'s HTML page renders in headless Chromium (kept as a PNG).
+    func testEvalReportRendersInHeadlessChromium() throws {
+        guard HeadlessChromium.executable() != nil else {
+            let why = "chromium is not installed; install it with `make deps` (Debian package chromium)"
+            if ProcessInfo.processInfo.environment["CI"] == "true" { XCTFail(why); return }
+            throw XCTSkip(why)
+        }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("steward-report-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        func run(_ acc: Double) -> EvalRun {
+            EvalRun(steward_version: "test", created: "2026-12-07", model: ["path": "smollm2.gguf"], settings: [:], tasks: [
+                TaskResult(name: "capitals_mc", type: "multiple_choice", samples: 40,
+                           metrics: ["acc": MetricValue(value: acc, stderr: 0.05, higherIsBetter: true)], outputs: [], seconds: 1)])
+        }
+        var extras = EvalReport.Extras()
+        extras.tuneCurves = [("style", [(1, 1.03, 0.31), (2, 0.20, 0.21), (3, 0.14, 0.21)])]
+        _ = try EvalReport.write(runs: [("base", run(1.0)), ("style", run(0.85))], extras: extras, to: dir.path)
+        let browser = try HeadlessChromium(directory: dir, width: 900, height: 900)
+        defer { browser.stop() }
+        try browser.open("file://" + dir.path + "/report.html")
+        try browser.wait(for: "the report", "document.readyState === 'complete'", timeout: 15)
+        XCTAssertEqual(try browser.evaluate("document.querySelectorAll('svg').length") as? Int, 2)
+        XCTAssertEqual(try browser.evaluate("document.querySelectorAll('svg rect').length > 2") as? Bool, true)
+        let png = try browser.screenshot()
+        XCTAssertEqual(Array(png.prefix(4)), [0x89, 0x50, 0x4E, 0x47])
+        try FileManager.default.createDirectory(at: ServerWebPageTests.artifacts, withIntermediateDirectories: true)
+        try png.write(to: ServerWebPageTests.artifacts.appendingPathComponent("eval-report.png"))
     }
 }
