@@ -410,22 +410,12 @@ public final class DecoderModel: @unchecked Sendable {
                 let k = use.scale * use.adapter.scaling
                 guard k != 0 else { continue }
                 let xi = x + i * p.inDim, yi = y + i * p.outDim
-                var tmp = [Float](repeating: 0, count: p.rank)
                 p.a.withUnsafeBufferPointer { a in
-                    for j in 0..<p.rank {
-                        let row = a.baseAddress! + j * p.inDim
-                        var acc: Float = 0
-                        for c in 0..<p.inDim { acc += row[c] * xi[c] }
-                        tmp[j] = acc * k
-                    }
-                }
-                p.b.withUnsafeBufferPointer { b in
-                    tmp.withUnsafeBufferPointer { tp in
-                        for o in 0..<p.outDim {
-                            let row = b.baseAddress! + o * p.rank
-                            var acc: Float = 0
-                            for j in 0..<p.rank { acc += row[j] * tp[j] }
-                            yi[o] += acc
+                    p.bT.withUnsafeBufferPointer { bt in
+                        for j in 0..<p.rank {
+                            // u_j = A_j·x, then y += k·u_j·(column j of B), both AVX2 loops.
+                            let u = FloatOps.dot(a.baseAddress! + j * p.inDim, xi, count: p.inDim) * k
+                            if u != 0 { FloatOps.axpy(u, bt.baseAddress! + j * p.outDim, yi, count: p.outDim) }
                         }
                     }
                 }

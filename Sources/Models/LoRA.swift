@@ -55,8 +55,13 @@ public struct LoRAPair: Sendable {
     public let outDim: Int
     public let a: [Float]
     public let b: [Float]
+    /// Bᵀ (rank × out), so the run-time product is `rank` contiguous axpys.
+    public let bT: [Float]
     public init(rank: Int, inDim: Int, outDim: Int, a: [Float], b: [Float]) {
         self.rank = rank; self.inDim = inDim; self.outDim = outDim; self.a = a; self.b = b
+        var t = [Float](repeating: 0, count: b.count)
+        for o in 0..<outDim { for j in 0..<rank { t[j * outDim + o] = b[o * rank + j] } }
+        bT = t
     }
 }
 
