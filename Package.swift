@@ -38,7 +38,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["ModelFiles"], path: "Sources/TestSupport"),
         .target(name: "Server", dependencies: ["CMicroHTTPD", "ModelFiles", "Tokenization", "Templates", "Models", "Generation", "Governance", "Moderation", "Retrieval"]),
         // LoRA fine-tuning: forward and backward through the decoder, AdamW, data, PEFT output.
-        .target(name: "Training", dependencies: ["Models", "ModelFiles", "Kernels", "CKernels", "Tokenization", "Templates"]),
+        .target(name: "Training", dependencies: ["Generation", "Models", "ModelFiles", "Kernels", "CKernels", "Tokenization", "Templates"]),
         // Evaluation: task files, log-likelihood and generation scoring, runs, compare/gate, reports.
         .target(name: "Evaluation", dependencies: ["Generation", "Models", "ModelFiles", "Tokenization"]),
         .target(name: "StewardCLI", dependencies: ["Evaluation", "Training", "ModelFiles", "Tokenization", "Templates", "Models", "Generation", "Server", "Governance", "Moderation", "Documents", "Retrieval"]),
@@ -50,7 +50,7 @@ let package = Package(
         .testTarget(name: "GenerationTests", dependencies: ["TestSupport", "Generation", "Models", "Tokenization", "ModelFiles"]),
         .testTarget(name: "ModelsTests", dependencies: ["TestSupport", "Models", "ModelFiles", "Kernels"]),
         .testTarget(name: "EvaluationTests", dependencies: ["TestSupport", "Evaluation", "Generation", "Models", "ModelFiles", "Tokenization"]),
-        .testTarget(name: "TrainingTests", dependencies: ["TestSupport", "Training", "Models", "ModelFiles"]),
+        .testTarget(name: "TrainingTests", dependencies: ["TestSupport", "Training", "Generation", "Models", "ModelFiles"]),
         .testTarget(name: "StewardCLITests", dependencies: ["TestSupport", "StewardCLI", "Documents", "Server", "Models"]),
         .testTarget(name: "GovernanceTests", dependencies: ["TestSupport", "Governance", "ModelFiles"]),
         .testTarget(name: "RetrievalTests", dependencies: ["TestSupport", "Retrieval", "Documents", "Governance", "Generation"]),

@@ -1,4 +1,5 @@
 import Foundation
+import Generation
 
 /// What a task needs from a model: log-likelihoods of continuations and greedy generations.
 /// A local model (`LocalBackend`) or an OpenAI-compatible endpoint (in the CLI).
@@ -150,7 +151,7 @@ public enum EvalRunner {
     static func fewshotPrefix(_ task: TaskSpec, all: [[String: Any]], excluding i: Int, k: Int, seed: UInt64) throws -> String {
         guard k > 0 else { return "" }
         var pool = all.indices.filter { $0 != i }
-        var rng = EvalRNG(seed: seed &+ UInt64(i) &* 31)
+        var rng = SeededGenerator(seed: seed &+ UInt64(i) &* 31)
         for j in stride(from: pool.count - 1, to: 0, by: -1) { pool.swapAt(j, Int(rng.next() % UInt64(j + 1))) }
         let sep = task.fewshot_separator ?? "\n\n"
         var parts: [String] = []
@@ -179,18 +180,6 @@ public enum EvalRunner {
         default:
             return JSONSchemaCheck.valid(out, schema: task.schema?.object ?? [:])
         }
-    }
-}
-
-struct EvalRNG {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 

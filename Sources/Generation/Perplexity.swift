@@ -55,3 +55,71 @@ public enum Perplexity {
         return Result(perplexity: Foundation.exp(nll / Double(count)), chunks: chunks, scoredTokens: count, negativeLogLikelihood: nll)
     }
 }
+
+extension Perplexity {
+    /// Perplexity of both models and the KL divergence of the candidate's next-token
+    /// distributions from the base's, over the same scored tokens, as llama.cpp's
+    /// `llama-perplexity --kl-divergence` reports them: mean KL(p_base ‖ p_candidate) with its
+    /// standard error, the largest, and how often both pick the same top token.
+    public struct Divergence: Sendable {
+        public let base: Result
+        public let candidate: Result
+        public let meanKL: Double
+        public let klStderr: Double
+        public let maxKL: Double
+        public let sameTop: Double
+    }
+
+    public static func divergence(base: Session, candidate: Session, text: String, context: Int,
+                                  progress: (Int, Int, Double) -> Void = { _, _, _ in }) throws -> Divergence {
+        let tokens = base.tokenizer.encode(text, addBOS: nil, parseSpecial: true)
+        guard tokens == candidate.tokenizer.encode(text, addBOS: nil, parseSpecial: true),
+              base.model.config.vocabSize == candidate.model.config.vocabSize else {
+            throw GenerationError.invalidInput("the two models tokenize the text differently: KL divergence needs the same vocabulary")
+        }
+        guard context >= 8, context <= base.contextLength, context <= candidate.contextLength else {
+            throw GenerationError.invalidInput("perplexity context must be at least 8 and fit both sessions")
+        }
+        guard tokens.count >= 2 * context else {
+            throw GenerationError.invalidInput("the text has \(tokens.count) tokens; at least \(2 * context) (2 × context) are needed")
+        }
+        let chunks = tokens.count / context, first = context / 2, vocab = base.model.config.vocabSize
+        let tok = base.tokenizer
+        var nllB = 0.0, nllC = 0.0, kls: [Double] = [], same = 0
+        for ch in 0..<chunks {
+            var window = Array(tokens[(ch * context)..<((ch + 1) * context)])
+            if tok.addsBOS, let bos = tok.bosID { window[0] = bos }
+            base.reset(); candidate.reset()
+            let lb = try base.evaluate(window, allLogits: true), lc = try candidate.evaluate(window, allLogits: true)
+            lb.withUnsafeBufferPointer { bp in lc.withUnsafeBufferPointer { cp in
+                for i in first..<(context - 1) {
+                    let rb = bp.baseAddress! + i * vocab, rc = cp.baseAddress! + i * vocab
+                    var mb = -Float.infinity, mc = -Float.infinity, ab = 0, ac = 0
+                    for v in 0..<vocab {
+                        if rb[v] > mb { mb = rb[v]; ab = v }
+                        if rc[v] > mc { mc = rc[v]; ac = v }
+                    }
+                    var sb = 0.0, sc = 0.0
+                    for v in 0..<vocab { sb += Foundation.exp(Double(rb[v] - mb)); sc += Foundation.exp(Double(rc[v] - mc)) }
+                    let lb = Double(mb) + Foundation.log(sb), lc = Double(mc) + Foundation.log(sc)
+                    var kl = 0.0
+                    for v in 0..<vocab {
+                        let lpb = Double(rb[v]) - lb
+                        kl += Foundation.exp(lpb) * (lpb - (Double(rc[v]) - lc))
+                    }
+                    let target = Int(window[i + 1])
+                    nllB -= Double(rb[target]) - lb; nllC -= Double(rc[target]) - lc
+                    kls.append(max(0, kl))
+                    if ab == ac { same += 1 }
+                }
+            } }
+            progress(ch + 1, chunks, kls.reduce(0, +) / Double(kls.count))
+        }
+        let n = Double(kls.count)
+        let mean = kls.reduce(0, +) / n
+        let sd = (kls.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / max(n - 1, 1)).squareRoot()
+        func result(_ nll: Double) -> Result { Result(perplexity: Foundation.exp(nll / n), chunks: chunks, scoredTokens: kls.count, negativeLogLikelihood: nll) }
+        return Divergence(base: result(nllB), candidate: result(nllC), meanKL: mean, klStderr: sd / n.squareRoot(),
+                          maxKL: kls.max() ?? 0, sameTop: Double(same) / n)
+    }
+}

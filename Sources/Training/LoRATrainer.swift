@@ -1,5 +1,6 @@
 import CKernels
 import Foundation
+import Generation
 import Kernels
 import ModelFiles
 import Models
@@ -52,7 +53,7 @@ public final class LoRAParameters: @unchecked Sendable {
         self.slots = slots
         self.index = idx
         values = [Float](repeating: 0, count: n)
-        var rng = SplitMix(seed: seed)
+        var rng = SeededGenerator(seed: seed)
         for s in slots {
             let bound = 1 / Float(s.inDim).squareRoot()
             for i in 0..<(rank * s.inDim) { values[s.a + i] = (rng.uniform() * 2 - 1) * bound }
@@ -73,17 +74,8 @@ public final class LoRAParameters: @unchecked Sendable {
     }
 }
 
-/// A small seeded generator (SplitMix64) for initialisation and data order.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+extension SeededGenerator {
+    /// Uniform in [0, 1), 24 bits.
     mutating func uniform() -> Float { Float(next() >> 40) / Float(1 << 24) }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Generation
 import ModelFiles
 import Models
 import Templates
@@ -192,7 +193,7 @@ public final class TuneRun {
         while state.epoch < min(options.epochs, until ?? options.epochs) {
             // The same order for a given seed and epoch, so a resumed run continues identically.
             var order = Array(examples.indices)
-            var rng = SplitMix(seed: options.seed &+ UInt64(state.epoch) &* 7919)
+            var rng = SeededGenerator(seed: options.seed &+ UInt64(state.epoch) &* 7919)
             for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
             var epochLoss = 0.0, epochTokens = 0
             let firstBatch = state.step - state.epoch * perEpoch

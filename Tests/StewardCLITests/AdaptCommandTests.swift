@@ -131,3 +131,40 @@ final class TuneCommandTests: XCTestCase {
         XCTAssertTrue(r.err.contains("completion") || r.err.contains("llama-family"), r.err)
     }
 }
+
+final class KLDivergenceCommandTests: XCTestCase {
+    /// A model against itself: no divergence, every top token the same; with an adapter the
+    /// distributions move, and the perplexities printed are each model's own.
+    func testKLDivergence() throws {
+        let dir = try makeTemporaryDirectory("kld")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let text = dir.path + "/t.txt"
+        try String(try String(contentsOfFile: TestPaths.fixture("rag/licences/GPL-3.txt"), encoding: .utf8).prefix(6000)).write(toFile: text, atomically: true, encoding: .utf8)
+        func values(_ out: String) -> [String: Double] {
+            var d: [String: Double] = [:]
+            for line in out.split(separator: "\n") {
+                let parts = line.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+                if parts.count == 2, let v = Double(parts[1].split(separator: " ")[0].replacingOccurrences(of: "%", with: "")) { d[parts[0]] = v }
+            }
+            return d
+        }
+        var r = steward(["perplexity", "--model", "smollm2-135m-instruct", "--kl-base", "smollm2-135m-instruct", "--file", text, "--ctx", "128"])
+        XCTAssertEqual(r.code, 0, r.err)
+        var v = values(r.out)
+        XCTAssertEqual(v["Mean KLD"], 0)
+        XCTAssertEqual(v["Same top token"], 100)
+        XCTAssertEqual(v["PPL(base)"], v["PPL(model)"])
+        let adapter = dir.path + "/a"
+        try TestAdapters.writePEFT(to: adapter, shapes: .smollm2, targets: ["q_proj", "v_proj"])
+        r = steward(["perplexity", "--model", "smollm2-135m-instruct", "--adapter", adapter, "--kl-base", "smollm2-135m-instruct", "--file", text, "--ctx", "128"])
+        XCTAssertEqual(r.code, 0, r.err)
+        v = values(r.out)
+        XCTAssertGreaterThan(v["Mean KLD"] ?? 0, 0.001)
+        XCTAssertLessThan(v["Same top token"] ?? 100, 100)
+        let plain = steward(["perplexity", "--model", "smollm2-135m-instruct", "--file", text, "--ctx", "128"])
+        XCTAssertEqual(values(plain.out)["PPL"], v["PPL(base)"], "the base perplexity is the plain command's")
+        r = steward(["perplexity", "--model", "smollm2-135m-instruct", "--kl-base", "gemma-3-270m", "--file", text, "--ctx", "128"])
+        XCTAssertEqual(r.code, 1)
+        XCTAssertTrue(r.err.contains("tokenize the text differently"), r.err)
+    }
+}

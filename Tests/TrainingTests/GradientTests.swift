@@ -1,6 +1,7 @@
 import XCTest
 import ModelFiles
 import Models
+import Generation
 import TestSupport
 @testable import Training
 
@@ -13,7 +14,7 @@ final class GradientTests: XCTestCase {
         let trainer = try LoRATrainer(model: m)
         let p = LoRAParameters(config: m.config, rank: 4, alpha: 8, targets: targets, seed: 3)
         // B starts at zero (no gradient reaches A then); make it non-zero for the check.
-        var rng = SplitMix(seed: 9)
+        var rng = SeededGenerator(seed: 9)
         for s in p.slots { for i in 0..<(s.outDim * p.rank) { p.values[s.b + i] = (rng.uniform() * 2 - 1) * 0.3 } }
         return (trainer, p)
     }
@@ -34,7 +35,7 @@ final class GradientTests: XCTestCase {
             let (l0, n) = try g.withUnsafeMutableBufferPointer { try t.lossAndGradients(tokens: tokens, mask: mask, params: p, grads: $0.baseAddress!) }
             XCTAssertEqual(n, tokens.count - 2, "every next-token target but the masked one")
             XCTAssertGreaterThan(l0, 0)
-            var rng = SplitMix(seed: 5)
+            var rng = SeededGenerator(seed: 5)
             var worst = 0.0
             var checked = 0
             for s in p.slots {

@@ -1,6 +1,7 @@
 import XCTest
 import ModelFiles
 import Models
+import Generation
 import Templates
 import TestSupport
 import Tokenization
@@ -19,7 +20,7 @@ final class TuneRunTests: XCTestCase {
     }
 
     func examples(_ n: Int, seed: UInt64) -> [TrainingExample] {
-        var rng = SplitMix(seed: seed)
+        var rng = SeededGenerator(seed: seed)
         return (0..<n).map { _ in
             let len = 6 + Int(rng.next() % 6)
             let toks = (0..<len).map { _ in Int32(rng.next() % 256) }
