@@ -8,7 +8,7 @@ struct EvalCommand: Command {
     let spec = CommandSpec(
         name: "eval",
         summary: "Evaluate models, adapters and quantizations on task files; compare runs, gate promotions, write reports.",
-        usage: "steward eval run (--model MODEL [--adapter PATH[:S]] | --endpoint URL --endpoint-model ID) --task FILE.json [--task ...] --out RUN.json [--limit N] [--seed S] [--fewshot K] | eval compare RUN_A RUN_B | eval gate --baseline RUN --max-drop 0.02 RUN | eval report RUN... --out DIR [--tune DIR] [--bench FILE] | eval safety --suite FILE.jsonl --model MODEL [--out FILE]",
+        usage: "steward eval run (--model MODEL [--adapter PATH[:S]] | --endpoint URL --endpoint-model ID) --task FILE.json [--task ...] --out RUN.json [--limit N] [--seed S] [--fewshot K] | eval compare RUN_A RUN_B | eval gate --baseline RUN --max-drop 0.02 RUN | eval report RUN... --out DIR [--tune DIR] [--bench FILE] | eval safety --suite FILE.jsonl --model MODEL [--out FILE] | eval import LM_EVAL_TASK.yaml [--out TASK.json]",
         options: [
             .value("--model", "-m", valueName: "MODEL", help: "run, safety: a local GGUF model (fetched name, store name or path)."),
             AdapterOptions.spec,
@@ -38,6 +38,8 @@ struct EvalCommand: Command {
         gate     exits 1 when a metric of the run dropped more than --max-drop from the baseline (or is missing): the
                  check before promoting a new quantization, adapter or model version.
         report   report.md and a self-contained report.html with inline SVG charts.
+        import   converts an lm-evaluation-harness local task (YAML over a JSON/JSONL file) into a task spec; run also
+                 accepts such .yaml files directly with --task.
         safety   runs a red-team suite through the serving path with the moderation layer: block rate, false-positive
                  rate on the benign rows, and which rules fired.
         """
@@ -64,14 +66,30 @@ struct EvalCommand: Command {
             for f in failures { console.err("gate failed: \(f)\n") }
             return ExitCode.failure
         case "report": return try report(a, rest, console)
+        case "import":
+            guard rest.count == 1 else { throw UsageError("give one lm-eval task file: steward eval import TASK.yaml --out TASK.json") }
+            var t = try LMEvalImport.convert(yamlPath: rest[0])
+            if let d = t.data, !d.hasPrefix("/") { t.data = FileManager.default.currentDirectoryPath + "/" + d }
+            let e = JSONEncoder()
+            e.outputFormatting = [.sortedKeys, .prettyPrinted]
+            let json = try e.encode(t)
+            if let out = a.value("--out") { try json.write(to: URL(fileURLWithPath: out)); console.out("wrote \(out)\n") } else { console.out(String(decoding: json, as: UTF8.self) + "\n") }
+            return ExitCode.ok
         case "safety": return try safety(a, rest, console)
-        default: throw UsageError("unknown subcommand '\(sub)' (run, compare, gate, report, safety)")
+        default: throw UsageError("unknown subcommand '\(sub)' (run, compare, gate, report, safety, import)")
         }
     }
 
     func runTasks(_ a: ParsedArguments, _ rest: [String], _ console: Console) throws -> Int32 {
         guard rest.isEmpty else { throw UsageError("unexpected argument '\(rest[0])' (tasks go in --task)") }
-        let tasks = try a.values("--task").map { try TaskSpec.load($0) }
+        // lm-evaluation-harness YAML tasks are converted on the fly; their data paths are relative
+        // to the working directory, as lm-eval reads them.
+        let tasks = try a.values("--task").map { path -> TaskSpec in
+            guard path.hasSuffix(".yaml") || path.hasSuffix(".yml") else { return try TaskSpec.load(path) }
+            var t = try LMEvalImport.convert(yamlPath: path)
+            t.directory = FileManager.default.currentDirectoryPath
+            return t
+        }
         guard !tasks.isEmpty else { throw UsageError("give at least one --task FILE.json (tasks/ has examples)") }
         let out = try a.require("--out")
         var settings = EvalSettings()

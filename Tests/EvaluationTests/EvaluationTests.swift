@@ -140,3 +140,55 @@ final class EvaluationTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/report/report.html"))
     }
 }
+
+final class LMEvalImportTests: XCTestCase {
+    /// The repo's lm-eval YAML for the capitals task converts to the same spec as tasks/capitals-mc.json.
+    func testImportsTheCrossCheckTask() throws {
+        var t = try LMEvalImport.convert(yamlPath: TestPaths.repoRoot + "/tasks/lm-eval/steward_capitals_mc.yaml")
+        let native = try TaskSpec.load(TestPaths.repoRoot + "/tasks/capitals-mc.json")
+        XCTAssertEqual(t.type, "multiple_choice")
+        XCTAssertEqual(t.prompt, native.prompt)
+        XCTAssertEqual(t.choices, native.choices)
+        XCTAssertEqual(t.gold, native.gold)
+        XCTAssertEqual(t.choice_prefix, " ")
+        XCTAssertEqual(t.data, "tasks/capitals-mc.jsonl")
+        t.directory = TestPaths.repoRoot
+        XCTAssertEqual(try t.rows().count, 40)
+    }
+
+    func testGenerateUntilAndRefusals() throws {
+        let dir = NSTemporaryDirectory() + "lmeval-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let y = dir + "/g.yaml"
+        try """
+        # a generation task
+        task: sums
+        dataset_path: json
+        dataset_kwargs:
+          data_files:
+            test: sums.jsonl
+        output_type: generate_until
+        doc_to_text: "Q: {{ a }} + {{b}} =\\n"
+        doc_to_target: "{{answer}}"
+        generation_kwargs:
+          until: ["\\n", "Q:"]
+          max_gen_toks: 8
+        num_fewshot: 2
+        metric_list:
+          - metric: exact_match
+            aggregation: mean
+        """.write(toFile: y, atomically: true, encoding: .utf8)
+        let t = try LMEvalImport.convert(yamlPath: y)
+        XCTAssertEqual(t.type, "generate")
+        XCTAssertEqual(t.prompt, "Q: {a} + {b} =\n")
+        XCTAssertEqual(t.target, "{answer}")
+        XCTAssertEqual(t.stop, ["\n", "Q:"])
+        XCTAssertEqual(t.max_tokens, 8)
+        XCTAssertEqual(t.fewshot, 2)
+        try "task: x\ndataset_path: hellaswag\n".write(toFile: y, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try LMEvalImport.convert(yamlPath: y)) { XCTAssertTrue("\($0)".contains("dataset_path: json")) }
+        try "task: x\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: d.jsonl\noutput_type: multiple_choice\ndoc_to_text: \"{{ q | upper }}\"\n".write(toFile: y, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try LMEvalImport.convert(yamlPath: y)) { XCTAssertTrue("\($0)".contains("beyond {{field}}"), "\($0)") }
+    }
+}
