@@ -40,7 +40,7 @@ let package = Package(
         // LoRA fine-tuning: forward and backward through the decoder, AdamW, data, PEFT output.
         .target(name: "Training", dependencies: ["Generation", "Models", "ModelFiles", "Kernels", "CKernels", "Tokenization", "Templates"]),
         // Evaluation: task files, log-likelihood and generation scoring, runs, compare/gate, reports.
-        .target(name: "Evaluation", dependencies: ["Generation", "Models", "ModelFiles", "Tokenization"]),
+        .target(name: "Evaluation", dependencies: ["Generation", "Models", "ModelFiles", "Tokenization", "Templates"]),
         .target(name: "StewardCLI", dependencies: ["Evaluation", "Training", "ModelFiles", "Tokenization", "Templates", "Models", "Generation", "Server", "Governance", "Moderation", "Documents", "Retrieval"]),
         .executableTarget(name: "steward", dependencies: ["StewardCLI"]),
         .testTarget(name: "ModelFilesTests", dependencies: ["TestSupport", "ModelFiles"]),

@@ -1,5 +1,6 @@
 import Foundation
 import Generation
+import Templates
 
 /// What a task needs from a model: log-likelihoods of continuations and greedy generations.
 /// A local model (`LocalBackend`) or an OpenAI-compatible endpoint (in the CLI).
@@ -173,6 +174,8 @@ public enum EvalRunner {
         switch task.metric ?? "exact_match" {
         case "exact_match": return out == (target ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
         case "contains": return out.range(of: (target ?? "").trimmingCharacters(in: .whitespacesAndNewlines), options: [.caseInsensitive]) != nil
+        case "tests":
+            return CodeTests.passes(output, tests: row["tests"] as? [[String: Any]] ?? [])
         case "regex":
             let pattern = try TaskSpec.fill(task.pattern ?? "", row)
             guard let re = try? NSRegularExpression(pattern: pattern) else { throw EvalError.invalid("task \(task.name): bad pattern \(pattern)") }
@@ -180,6 +183,67 @@ public enum EvalRunner {
         default:
             return JSONSchemaCheck.valid(out, schema: task.schema?.object ?? [:])
         }
+    }
+}
+
+/// The tests metric: the completion (its first line, a Python expression after `return`) is
+/// evaluated for each test's arguments in the Templates module's sandboxed expression
+/// interpreter (Jinja's Python-like expressions: arithmetic, comparisons, conditionals,
+/// indexing and slicing, string methods; no I/O, no imports, bounded work) and must equal each
+/// test's expected value. Anything outside that subset fails the test — nothing is executed
+/// as a program.
+enum CodeTests {
+    static func passes(_ output: String, tests: [[String: Any]]) -> Bool {
+        guard !tests.isEmpty else { return false }
+        var expr = output.split(separator: "\n", omittingEmptySubsequences: false).first.map(String.init) ?? ""
+        expr = expr.trimmingCharacters(in: .whitespaces)
+        if expr.hasPrefix("return ") { expr = String(expr.dropFirst(7)) }
+        expr = pythonBuiltins(expr)
+        guard !expr.isEmpty, !expr.contains("}}"), !expr.contains("{%"), let t = try? Template(source: "{{ (" + expr + ") }}"),
+              let show = try? Template(source: "{{ expect }}") else { return false }
+        for test in tests {
+            var args: [String: TemplateValue] = [:]
+            for (k, v) in test["args"] as? [String: Any] ?? [:] { guard let tv = try? TemplateValue(jsonObject: v) else { return false }; args[k] = tv }
+            guard let expect = try? TemplateValue(jsonObject: test["expect"] ?? NSNull()), let got = try? t.render(context: args),
+                  let want = try? show.render(context: ["expect": expect]), got == want else { return false }
+        }
+        return true
+    }
+
+    /// Python builtins the expression language spells as filters: len(x) → (x)|length,
+    /// max(a, b) → [a, b]|max, max(xs) → (xs)|max, and min, abs, sum, sorted, str, int, float.
+    static func pythonBuiltins(_ e: String) -> String {
+        let filters = ["len": "length", "max": "max", "min": "min", "abs": "abs", "sum": "sum", "sorted": "sort",
+                       "str": "string", "int": "int", "float": "float"]
+        let c = Array(e)
+        var out = "", i = 0
+        while i < c.count {
+            var matched = false
+            for (name, filter) in filters where i + name.count < c.count && String(c[i..<(i + name.count)]) == name && c[i + name.count] == "(" {
+                if i > 0, c[i - 1].isLetter || c[i - 1].isNumber || c[i - 1] == "_" || c[i - 1] == "." { continue }
+                // The matching parenthesis and the top-level commas.
+                var depth = 0, j = i + name.count, args: [String] = [], cur = ""
+                var closed = false
+                while j < c.count {
+                    let ch = c[j]
+                    if ch == "(" || ch == "[" { depth += 1; if depth > 1 { cur.append(ch) } }
+                    else if ch == ")" || ch == "]" {
+                        depth -= 1
+                        if depth == 0 { args.append(cur); closed = true; break }
+                        cur.append(ch)
+                    } else if ch == ",", depth == 1 { args.append(cur); cur = "" } else { cur.append(ch) }
+                    j += 1
+                }
+                guard closed else { continue }
+                let inner = args.map { pythonBuiltins($0.trimmingCharacters(in: .whitespaces)) }
+                out += inner.count == 1 ? "((\(inner[0]))|\(filter))" : "([\(inner.joined(separator: ", "))]|\(filter))"
+                i = j + 1
+                matched = true
+                break
+            }
+            if !matched { out.append(c[i]); i += 1 }
+        }
+        return out
     }
 }
 

@@ -21,8 +21,9 @@ public enum EvalError: Error, CustomStringConvertible, Equatable {
 ///      "prompt": "Question: {question}\nAnswer:", "choices": "choices", "gold": "label"}
 ///
 /// `type`: "multiple_choice" (scored by log-likelihood: acc and acc_norm, as lm-evaluation-harness
-/// computes them), "generate" (metric exact_match, contains, regex with `pattern`, or json_schema
-/// with `schema`: valid JSON of the schema's required keys and types) or "perplexity" (`text`:
+/// computes them), "generate" (metric exact_match, contains, regex with `pattern`, json_schema
+/// with `schema`: valid JSON of the schema's required keys and types, or tests: the row's
+/// `tests` run against the completed expression, see `CodeTests`) or "perplexity" (`text`:
 /// a text file; llama.cpp's method). Templates fill `{field}` from the row. Few-shot examples are
 /// other rows of the same file (never the row itself), drawn with the run's seed, each rendered as
 /// prompt + target and joined by `fewshot_separator` (default a blank line).
@@ -72,8 +73,8 @@ public struct TaskSpec: Codable, Sendable, Equatable {
         case "generate":
             guard t.data != nil, t.prompt != nil else { throw EvalError.invalid("\(path): a generate task needs data and prompt") }
             let m = t.metric ?? "exact_match"
-            guard ["exact_match", "contains", "regex", "json_schema"].contains(m) else {
-                throw EvalError.invalid("\(path): metric must be exact_match, contains, regex or json_schema, not '\(m)'")
+            guard ["exact_match", "contains", "regex", "json_schema", "tests"].contains(m) else {
+                throw EvalError.invalid("\(path): metric must be exact_match, contains, regex, json_schema or tests, not '\(m)'")
             }
             // A pattern with {field}s is checked once filled, per row.
             if m == "regex", t.pattern?.range(of: #"\{[A-Za-z0-9_]+\}"#, options: .regularExpression) == nil,
@@ -81,7 +82,7 @@ public struct TaskSpec: Codable, Sendable, Equatable {
                 throw EvalError.invalid("\(path): the regex metric needs a valid 'pattern'")
             }
             if m == "json_schema", t.schema == nil { throw EvalError.invalid("\(path): the json_schema metric needs 'schema'") }
-            if m != "json_schema", m != "regex", t.target == nil { throw EvalError.invalid("\(path): \(m) needs a 'target' template") }
+            if !["json_schema", "regex", "tests"].contains(m), t.target == nil { throw EvalError.invalid("\(path): \(m) needs a 'target' template") }
         default:
             guard t.text != nil else { throw EvalError.invalid("\(path): a perplexity task needs 'text' (a text file)") }
         }

@@ -192,3 +192,22 @@ final class LMEvalImportTests: XCTestCase {
         XCTAssertThrowsError(try LMEvalImport.convert(yamlPath: y)) { XCTAssertTrue("\($0)".contains("beyond {{field}}"), "\($0)") }
     }
 }
+
+final class CodeTestsTests: XCTestCase {
+    func testCompletionsRunAgainstTheirTests() {
+        let add: [[String: Any]] = [["args": ["a": 2, "b": 3], "expect": 5], ["args": ["a": -1, "b": 1], "expect": 0]]
+        XCTAssertTrue(CodeTests.passes(" a + b", tests: add))
+        XCTAssertTrue(CodeTests.passes("return b + a\n# more", tests: add))
+        XCTAssertFalse(CodeTests.passes(" a - b", tests: add))
+        XCTAssertFalse(CodeTests.passes(" a + ", tests: add), "a syntax error fails")
+        XCTAssertFalse(CodeTests.passes(" a }} {{ 1", tests: add), "no template injection")
+        let mx: [[String: Any]] = [["args": ["a": 3, "b": 9], "expect": 9]]
+        XCTAssertTrue(CodeTests.passes(" max(a, b)", tests: mx))
+        XCTAssertTrue(CodeTests.passes(" a if a > b else b", tests: mx))
+        XCTAssertTrue(CodeTests.passes(" len(s) * 2", tests: [["args": ["s": "abc"], "expect": 6]]))
+        XCTAssertTrue(CodeTests.passes(" s[::-1].upper()", tests: [["args": ["s": "ab"], "expect": "BA"]]))
+        XCTAssertTrue(CodeTests.passes(" n % 2 == 0", tests: [["args": ["n": 4], "expect": true]]))
+        XCTAssertEqual(CodeTests.pythonBuiltins("max(len(a), min(b, c))"), "([((a)|length), ([b, c]|min)]|max)")
+        XCTAssertFalse(CodeTests.passes(" a", tests: []), "a row without tests cannot pass")
+    }
+}
