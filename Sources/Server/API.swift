@@ -412,7 +412,10 @@ public final class API: @unchecked Sendable {
         let thread = Thread {
             do { try RequestScope.with(scope) { try work(pipe) } } catch {
                 let e = APIError.from(error)
-                if pipe.hasWritten { pipe.failure = e.code ?? e.type; pipe.write(errorFrame(e)) } else { failure.set(e) }
+                if pipe.hasWritten {
+                    if GenerationWatch.stopCodes.contains(e.code ?? "") { pipe.dropPending() }
+                    pipe.failure = e.code ?? e.type; pipe.write(errorFrame(e))
+                } else { failure.set(e) }
             }
             pipe.close()
         }

@@ -224,6 +224,10 @@ public final class GenerationWatch: @unchecked Sendable {
         self.gate = gate; self.model = model; self.key = key
     }
 
+    /// The codes of the errors that stop a running generation (model disabled, key revoked or
+    /// expired): a stream stopped by one withdraws the frames its client has not read yet.
+    public static let stopCodes: Set<String> = ["model_disabled", "key_revoked", "key_expired"]
+
     /// Why the generation was stopped (nil: it was not).
     public var stopReason: APIError? { lock.lock(); defer { lock.unlock() }; return stop }
 

@@ -209,6 +209,13 @@ public final class ChunkPipe: @unchecked Sendable {
         hook?()
     }
 
+    /// Drops the frames the consumer has not taken yet (the producer goes on writing): a kill
+    /// switch withdraws the output queued ahead of a slow client, so nothing generated before
+    /// the stop but not yet sent still reaches it.
+    public func dropPending() {
+        cond.lock(); chunks = []; cond.unlock()
+    }
+
     /// The consumer is gone: drop what is queued and make further writes fail.
     public func cancel() {
         cond.lock(); cancelled = true; closed = true; chunks = []; cond.broadcast(); cond.unlock()

@@ -122,4 +122,15 @@ final class ServerTypesTests: XCTestCase {
         XCTAssertFalse(p.write("b"), "writes after the consumer left report it")
         XCTAssertNil(p.next())
     }
+
+    func testDropPendingWithdrawsOnlyWhatWasNotTaken() {
+        let p = ChunkPipe()
+        p.write("a"); p.write("b"); p.write("c")
+        XCTAssertEqual(p.next().map { String(decoding: $0, as: UTF8.self) }, "a")
+        p.dropPending()
+        XCTAssertTrue(p.write("error"), "the producer goes on writing after a withdrawal")
+        p.close()
+        XCTAssertEqual(p.next().map { String(decoding: $0, as: UTF8.self) }, "error")
+        XCTAssertNil(p.next())
+    }
 }
