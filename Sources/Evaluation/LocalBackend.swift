@@ -31,8 +31,7 @@ public final class LocalBackend: EvalBackend {
     public func loglikelihood(context: String, continuation: String) throws -> (logprob: Double, greedy: Bool) {
         let ctx = tokenizer.encode(context, addBOS: nil, parseSpecial: false)
         let whole = tokenizer.encode(context + continuation, addBOS: nil, parseSpecial: false)
-        var start = 0
-        while start < min(ctx.count, whole.count) && ctx[start] == whole[start] { start += 1 }
+        let start = commonPrefix(ctx, whole)
         guard start < whole.count else { throw EvalError.backend("the continuation '\(continuation)' adds no token") }
         guard start > 0 else { throw EvalError.backend("empty context: nothing to condition on") }
         guard whole.count <= session.contextLength else {
@@ -44,12 +43,14 @@ public final class LocalBackend: EvalBackend {
         let v = model.config.vocabSize
         var total = 0.0
         var greedy = true
-        for i in start..<whole.count {
-            let row = logits[(i - 1) * v ..< i * v]
-            let mx = row.max()!
-            let lse = Foundation.log(row.reduce(0.0) { $0 + Double(Foundation.exp($1 - mx)) }) + Double(mx)
-            total += Double(row[row.startIndex + Int(whole[i])]) - lse
-            if row[row.startIndex + Int(whole[i])] < mx { greedy = false }
+        logits.withUnsafeBufferPointer { lp in
+            for i in start..<whole.count {
+                let row = UnsafeBufferPointer(rebasing: lp[(i - 1) * v ..< i * v])
+                let n = Perplexity.normalizer(row)
+                let x = row[Int(whole[i])]
+                total += Double(x - n.max) - n.logSum
+                if x < n.max { greedy = false }
+            }
         }
         return (total, greedy)
     }

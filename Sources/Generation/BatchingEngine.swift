@@ -195,12 +195,6 @@ public final class BatchingEngine: GenerationEngine, @unchecked Sendable {
         }
     }
 
-    private func commonPrefix(_ a: [Int32], _ b: [Int32]) -> Int {
-        var i = 0
-        let n = min(a.count, b.count)
-        while i < n && a[i] == b[i] { i += 1 }
-        return i
-    }
 
     private func bestSlot(for job: Job, among free: [Slot]) -> Slot? {
         func shared(_ s: Slot) -> Int { LoRAUse.same(s.cache.adapters, job.request.adapters) ? commonPrefix(s.tokens, job.prompt) : -1 }

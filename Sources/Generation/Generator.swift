@@ -11,6 +11,14 @@ public enum FinishReason: String, Sendable, Equatable {
     case grammarDeadEnd = "grammar_dead_end"
 }
 
+/// How many leading tokens two sequences share (prefix reuse, prompt/continuation splits).
+public func commonPrefix(_ a: [Int32], _ b: [Int32]) -> Int {
+    var i = 0
+    let n = min(a.count, b.count)
+    while i < n && a[i] == b[i] { i += 1 }
+    return i
+}
+
 public struct GenerationRequest: Sendable {
     public var maxTokens: Int = 128
     public var sampling = SamplingParameters()
@@ -113,7 +121,7 @@ public final class Session: @unchecked Sendable {
             cache.adapters = request.adapters
         }
         if reusePrefix && request.promptLogprobs == nil {
-            while common < min(history.count, prompt.count) && history[common] == prompt[common] { common += 1 }
+            common = commonPrefix(history, prompt)
             common = min(common, prompt.count - 1)
         }
         cache.truncate(to: common)

@@ -7,6 +7,16 @@ import Tokenization
 /// each window is evaluated from an empty cache with its first token replaced by BOS when the
 /// model adds one, and only the second half of each window is scored.
 public enum Perplexity {
+    /// A logits row's largest value, where it is, and log Σ exp(v − max): the log-probability of
+    /// token t is Double(row[t] − max) − logSum.
+    public static func normalizer(_ row: UnsafeBufferPointer<Float>) -> (max: Float, argmax: Int, logSum: Double) {
+        var mx = -Float.infinity, at = 0
+        for (i, v) in row.enumerated() where v > mx { mx = v; at = i }
+        var sum: Double = 0
+        for v in row { sum += Foundation.exp(Double(v - mx)) }
+        return (mx, at, Foundation.log(sum))
+    }
+
     public struct Result: Sendable {
         public let perplexity: Double
         public let chunks: Int
@@ -40,11 +50,8 @@ public enum Perplexity {
                 for i in first..<(context - 1) {
                     let row = UnsafeBufferPointer(rebasing: lp[(i * vocab)..<((i + 1) * vocab)])
                     let target = Int(window[i + 1])
-                    var mx = -Float.infinity
-                    for v in row where v > mx { mx = v }
-                    var sum: Double = 0
-                    for v in row { sum += Foundation.exp(Double(v - mx)) }
-                    let lp = Double(row[target] - mx) - Foundation.log(sum)
+                    let n = normalizer(row)
+                    let lp = Double(row[target] - n.max) - n.logSum
                     guard lp.isFinite else { throw GenerationError.invalidInput("non-finite log-probability at chunk \(ch), position \(i)") }
                     nll -= lp
                     count += 1
@@ -94,23 +101,17 @@ extension Perplexity {
             lb.withUnsafeBufferPointer { bp in lc.withUnsafeBufferPointer { cp in
                 for i in first..<(context - 1) {
                     let rb = bp.baseAddress! + i * vocab, rc = cp.baseAddress! + i * vocab
-                    var mb = -Float.infinity, mc = -Float.infinity, ab = 0, ac = 0
-                    for v in 0..<vocab {
-                        if rb[v] > mb { mb = rb[v]; ab = v }
-                        if rc[v] > mc { mc = rc[v]; ac = v }
-                    }
-                    var sb = 0.0, sc = 0.0
-                    for v in 0..<vocab { sb += Foundation.exp(Double(rb[v] - mb)); sc += Foundation.exp(Double(rc[v] - mc)) }
-                    let lb = Double(mb) + Foundation.log(sb), lc = Double(mc) + Foundation.log(sc)
+                    let nb = normalizer(UnsafeBufferPointer(start: rb, count: vocab))
+                    let nc = normalizer(UnsafeBufferPointer(start: rc, count: vocab))
                     var kl = 0.0
                     for v in 0..<vocab {
-                        let lpb = Double(rb[v]) - lb
-                        kl += Foundation.exp(lpb) * (lpb - (Double(rc[v]) - lc))
+                        let lpb = Double(rb[v] - nb.max) - nb.logSum
+                        kl += Foundation.exp(lpb) * (lpb - (Double(rc[v] - nc.max) - nc.logSum))
                     }
                     let target = Int(window[i + 1])
-                    nllB -= Double(rb[target]) - lb; nllC -= Double(rc[target]) - lc
+                    nllB -= Double(rb[target] - nb.max) - nb.logSum; nllC -= Double(rc[target] - nc.max) - nc.logSum
                     kls.append(max(0, kl))
-                    if ab == ac { same += 1 }
+                    if nb.argmax == nc.argmax { same += 1 }
                 }
             } }
             progress(ch + 1, chunks, kls.reduce(0, +) / Double(kls.count))

@@ -32,6 +32,14 @@ public enum LoRATarget: Int, CaseIterable, Sendable, CustomStringConvertible {
 
     public var description: String { peftName }
 
+    /// "blk.N.attn_q.weight" → (N, .q); nil for any other tensor.
+    public static func ofGGUFWeight(_ name: String) -> (layer: Int, target: LoRATarget)? {
+        let parts = name.split(separator: ".")
+        guard parts.count == 4, parts[0] == "blk", let layer = Int(parts[1]), parts[3] == "weight",
+              let t = allCases.first(where: { $0.ggufName == parts[2] }) else { return nil }
+        return (layer, t)
+    }
+
     /// (output, input) features of the projection in this model.
     public func shape(_ c: DecoderConfig) -> (out: Int, in: Int) {
         let h = c.hiddenSize
@@ -233,14 +241,15 @@ public final class LoRAAdapter: @unchecked Sendable {
 
     /// llama.cpp's converter order for q/k rows (LlamaModel.permute): within each head, the
     /// first half and second half of the rows are interleaved, so its adjacent-pair RoPE equals
-    /// Hugging Face's rotate-half RoPE.
-    public static func permuteRows(_ m: [Float], rows: Int, cols: Int, heads: Int) -> [Float] {
+    /// Hugging Face's rotate-half RoPE. `inverse` goes back to Hugging Face order.
+    public static func permuteRows(_ m: [Float], rows: Int, cols: Int, heads: Int, inverse: Bool = false) -> [Float] {
         let d = rows / heads, half = d / 2
         var out = [Float](repeating: 0, count: m.count)
         for h in 0..<heads {
             for i in 0..<half {
                 for a in 0..<2 {
-                    let src = (h * d + a * half + i) * cols, dst = (h * d + 2 * i + a) * cols
+                    let hf = (h * d + a * half + i) * cols, gguf = (h * d + 2 * i + a) * cols
+                    let (src, dst) = inverse ? (gguf, hf) : (hf, gguf)
                     for c in 0..<cols { out[dst + c] = m[src + c] }
                 }
             }
@@ -264,9 +273,7 @@ public final class LoRAAdapter: @unchecked Sendable {
         var rank = 0
         for t in f.tensors where t.name.hasSuffix(".lora_a") {
             let base = String(t.name.dropLast(".lora_a".count))   // blk.N.attn_q.weight
-            let parts = base.split(separator: ".").map(String.init)
-            guard parts.count == 4, parts[0] == "blk", let layer = Int(parts[1]), parts[3] == "weight",
-                  let target = LoRATarget.allCases.first(where: { $0.ggufName == parts[2] }) else {
+            guard let (layer, target) = LoRATarget.ofGGUFWeight(base) else {
                 throw .unsupported("\(path): tensor '\(t.name)' is not a LoRA pair of a decoder projection")
             }
             guard layer < config.layers else { throw .mismatch("\(path): '\(t.name)' is for layer \(layer), but the model has \(config.layers)") }

@@ -22,7 +22,7 @@ public enum LoRAMerge {
         var report = Report()
         let note = adapters.map { "\($0.adapter.name) (\($0.adapter.format), rank \($0.adapter.rank), scale \($0.scale))" }.joined(separator: "; ")
         try GGUFRewrite.write(base, to: path, extraMetadata: [("steward.merged_adapters", .string(note))], plan: { info in
-            let updates = target(of: info.name).map { (layer, t) in adapters.compactMap { u in u.adapter.pair(layer: layer, t).map { (u, $0) } } } ?? []
+            let updates = LoRATarget.ofGGUFWeight(info.name).map { w in adapters.compactMap { u in u.adapter.pair(layer: w.layer, w.target).map { (u, $0) } } } ?? []
             guard !updates.isEmpty else { report.copied += 1; return nil }
             let cols = info.dims[0], rows = info.dims.count > 1 ? info.dims[1] : 1
             for (use, p) in updates where p.outDim != rows || p.inDim != cols {
@@ -58,13 +58,5 @@ public enum LoRAMerge {
                 }
             }
         }
-    }
-
-    /// "blk.N.attn_q.weight" → (N, .q).
-    static func target(of name: String) -> (Int, LoRATarget)? {
-        let parts = name.split(separator: ".")
-        guard parts.count == 4, parts[0] == "blk", let layer = Int(parts[1]), parts[3] == "weight",
-              let t = LoRATarget.allCases.first(where: { $0.ggufName == parts[2] }) else { return nil }
-        return (layer, t)
     }
 }

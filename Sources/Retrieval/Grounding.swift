@@ -86,7 +86,7 @@ public struct Grounding: Sendable {
         var ranked: [(rank: Int, collection: String, chunk: RetrievedChunk)] = []
         for name in collections {
             let info = try store.requireCollection(name)
-            let hits = try retriever(info).search(q, collection: name, mode: options.mode, k: options.k)
+            let hits = try retriever(info).search(q, in: info, mode: options.mode, k: options.k)
             ranked += hits.enumerated().map { ($0.offset, name, $0.element) }
         }
         // Stable: rank first, then similarity, then collection order.
@@ -160,7 +160,7 @@ public struct Grounding: Sendable {
             }
             if ok, j < scalars.count, scalars[j] == "]" {
                 if !current.isEmpty { numbers.append(Int(current) ?? 0) }
-                for n in numbers where (1...max(count, 1)).contains(n) && count > 0 && !out.contains(n) { out.append(n) }
+                for n in numbers where n >= 1 && n <= count && !out.contains(n) { out.append(n) }
                 i = j + 1
             } else {
                 i += 1

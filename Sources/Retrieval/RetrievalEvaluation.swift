@@ -45,13 +45,9 @@ public struct RetrievalEvaluation: Sendable {
             text = try reader.read(documentPath).text
             cache[documentPath] = text
         }
-        let bytes = Array(text.utf8), needle = Array(DocumentReader.normalizeNewlines(q.answer).utf8)
+        let bytes = Data(text.utf8), needle = Data(DocumentReader.normalizeNewlines(q.answer).utf8)
         guard !needle.isEmpty, needle.count <= bytes.count else { throw RetrievalError.storage("the answer to '\(q.question)' is empty or too long") }
-        var i = 0
-        while i + needle.count <= bytes.count {
-            if bytes[i] == needle[0], Array(bytes[i..<(i + needle.count)]) == needle { return i..<(i + needle.count) }
-            i += 1
-        }
+        if let r = bytes.range(of: needle) { return r }
         throw RetrievalError.storage("the answer to '\(q.question)' is not in \(documentPath); check the question file")
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 
 /// How chunks are found.
 public enum SearchMode: String, Sendable, CaseIterable {
@@ -42,7 +43,11 @@ public final class Retriever: @unchecked Sendable {
     }
 
     public func search(_ query: String, collection name: String, mode: SearchMode = .hybrid, k: Int = 5) throws -> [RetrievedChunk] {
-        let collection = try store.requireCollection(name)
+        try search(query, in: try store.requireCollection(name), mode: mode, k: k)
+    }
+
+    /// The same for a collection already looked up.
+    public func search(_ query: String, in collection: CollectionInfo, mode: SearchMode = .hybrid, k: Int = 5) throws -> [RetrievedChunk] {
         guard k > 0 else { return [] }
         switch mode {
         case .keyword:
@@ -71,7 +76,9 @@ public final class Retriever: @unchecked Sendable {
                 c.score = score[c.chunkID] ?? 0
                 c.vectorRank = vRank[c.chunkID]
                 c.keywordRank = kRank[c.chunkID]
-                c.similarity = vectors[c.chunkID].map { e in Double(zip(e, q).reduce(Float(0)) { $0 + $1.0 * $1.1 }) }
+                c.similarity = vectors[c.chunkID].map { e in
+                    Double(e.withUnsafeBufferPointer { ep in q.withUnsafeBufferPointer { FloatOps.dot(ep.baseAddress!, $0.baseAddress!, count: e.count) } })
+                }
             }
         }
     }

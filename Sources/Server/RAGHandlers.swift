@@ -108,12 +108,12 @@ extension API {
     /// the same 404, so a key cannot probe which collections exist.
     func authorize(_ names: [String], _ rag: RAGService, param: String) throws {
         guard !names.isEmpty else { throw APIError.missing(param) }
+        if let key = RequestScope.current?.key, !key.allows(scope: .rag) {
+            throw APIError(status: 403, message: "key \(key.id) (\(key.name)) lacks the 'rag' scope needed to answer from collections; create a key with --scopes rag",
+                           type: "permission_error", param: param, code: "insufficient_scope")
+        }
         let existing = Set(try rag.store.collections().map(\.name))
         for n in names {
-            if let key = RequestScope.current?.key, !key.allows(scope: .rag) {
-                throw APIError(status: 403, message: "key \(key.id) (\(key.name)) lacks the 'rag' scope needed to answer from collections; create a key with --scopes rag",
-                               type: "permission_error", param: param, code: "insufficient_scope")
-            }
             guard existing.contains(n), visible(n) else {
                 throw APIError(status: 404, message: "no collection named '\(n)' that this key may read (GET /v1/rag/collections lists them; an admin grants one with steward keys grant KEY --collections \(n))",
                                type: "invalid_request_error", param: param, code: "collection_not_found")

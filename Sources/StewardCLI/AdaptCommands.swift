@@ -56,8 +56,7 @@ struct MergeCommand: Command {
         let store = try GovernanceCLI.store(a)
         let basePath = try ModelLocator.resolve(try store.resolve(modelArg)?.root ?? modelArg)
         let baseRecord = try store.resolve(modelArg) ?? store.resolve(basePath)
-        try LicensePolicy.check(model: baseRecord?.name ?? basePath, action: .merge, store: store, policyPath: a.value("--policy"),
-                                override: a.flag("--override-license"))
+        try GovernanceCLI.checkDerivative(a, .merge, model: baseRecord?.name ?? basePath, store: store)
         let file = try GGUFFile(path: basePath)
         let config = try DecoderConfig(gguf: file)
         var uses: [LoRAUse] = []
@@ -116,8 +115,7 @@ struct QuantizeCommand: Command {
         guard let type = try WritableTypes.parse(try a.require("--type")) else { throw UsageError("give --type") }
         guard !FileManager.default.fileExists(atPath: out) else { throw UsageError("\(out) exists; give a new output path") }
         let store = try GovernanceCLI.store(a)
-        try LicensePolicy.check(model: try store.resolve(input)?.name ?? input, action: .quantize, store: store, policyPath: a.value("--policy"),
-                                override: a.flag("--override-license"))
+        try GovernanceCLI.checkDerivative(a, .quantize, model: try store.resolve(input)?.name ?? input, store: store)
         let file = try GGUFFile(path: input)
         let lossy = Set(file.tensors.filter { $0.dims.count == 2 && ![.f32, .f16, .bf16].contains($0.type) }.map { $0.type.name })
         if !lossy.isEmpty {

@@ -11,6 +11,12 @@ enum GovernanceCLI {
         try ModelStore(databasePath: a.value("--db"))
     }
 
+    /// The licence check of an adapt command (merge, quantize, tune) for `model` (a store name
+    /// or a path), with the command's --policy and --override-license.
+    static func checkDerivative(_ a: ParsedArguments, _ action: DerivativeAction, model: String, store: ModelStore) throws {
+        try LicensePolicy.check(model: model, action: action, store: store, policyPath: a.value("--policy"), override: a.flag("--override-license"))
+    }
+
     /// The store if its database exists (commands that only read must not create one).
     static func existingStore(_ a: ParsedArguments) throws -> ModelStore? {
         let path = a.value("--db") ?? SQLiteStorage.defaultPath

@@ -62,8 +62,7 @@ struct TuneCommand: Command {
         guard let format = TrainingData.Format(rawValue: formatName) else { throw UsageError("--format is chat or completion, not '\(formatName)'") }
         let store = try GovernanceCLI.store(a)
         let lm = try LoadedModel.load(modelArg, threads: try GenerationOptions.threads(a))
-        try LicensePolicy.check(model: try store.resolve(modelArg)?.name ?? lm.path, action: .finetune, store: store,
-                                policyPath: a.value("--policy"), override: a.flag("--override-license"))
+        try GovernanceCLI.checkDerivative(a, .finetune, model: try store.resolve(modelArg)?.name ?? lm.path, store: store)
         let template = format == .chat ? try lm.chatTemplate(override: a.value("--template"), modelName: modelArg) : nil
         let train = try TrainingData.load(dataPath, format: format, tokenizer: lm.tokenizer, template: template, maxTokens: o.seqLen)
         let val = try a.value("--val").map { try TrainingData.load($0, format: format, tokenizer: lm.tokenizer, template: template, maxTokens: o.seqLen) } ?? []

@@ -81,12 +81,6 @@ public enum TrainingData {
         }
         return TrainingExample(tokens: all, mask: mask)
     }
-
-    static func commonPrefix(_ a: [Int32], _ b: [Int32]) -> Int {
-        var i = 0
-        while i < min(a.count, b.count) && a[i] == b[i] { i += 1 }
-        return i
-    }
 }
 
 /// Hyper-parameters of `steward tune`.
@@ -257,7 +251,7 @@ public final class TuneRun {
             let a = Array(params.values[s.a ..< s.a + params.rank * s.inDim])
             var b = Array(params.values[s.b ..< s.b + s.outDim * params.rank])
             if c.architecture == "llama" && (s.target == .q || s.target == .k) {
-                b = TuneRun.unpermuteRows(b, rows: s.outDim, cols: params.rank, heads: s.target == .q ? c.heads : c.kvHeads)
+                b = LoRAAdapter.permuteRows(b, rows: s.outDim, cols: params.rank, heads: s.target == .q ? c.heads : c.kvHeads, inverse: true)
             }
             w.addTensor(name: name + ".lora_A.weight", dtype: .f32, shape: [params.rank, s.inDim], bytes: TensorBytes(elements: a))
             w.addTensor(name: name + ".lora_B.weight", dtype: .f32, shape: [s.outDim, params.rank], bytes: TensorBytes(elements: b))
@@ -299,20 +293,5 @@ public final class TuneRun {
         let total = state.totalSteps
         state = s
         state.totalSteps = total
-    }
-
-    /// Inverse of llama.cpp's q/k row permutation (back to Hugging Face order).
-    static func unpermuteRows(_ m: [Float], rows: Int, cols: Int, heads: Int) -> [Float] {
-        let d = rows / heads, half = d / 2
-        var out = [Float](repeating: 0, count: m.count)
-        for h in 0..<heads {
-            for i in 0..<half {
-                for a in 0..<2 {
-                    let src = (h * d + 2 * i + a) * cols, dst = (h * d + a * half + i) * cols
-                    for c in 0..<cols { out[dst + c] = m[src + c] }
-                }
-            }
-        }
-        return out
     }
 }

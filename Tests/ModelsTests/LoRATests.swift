@@ -188,3 +188,12 @@ final class LoRAMergeTests: XCTestCase {
         XCTAssertThrowsError(try LoRAMerge.merge(base: baseFile, config: config, adapters: [], to: out + "y"))
     }
 }
+
+final class LoRAPermutationTests: XCTestCase {
+    func testInversePermutationRestoresHuggingFaceOrder() {
+        let m = (0..<(12 * 3)).map(Float.init)
+        let p = LoRAAdapter.permuteRows(m, rows: 12, cols: 3, heads: 3)
+        XCTAssertNotEqual(p, m)
+        XCTAssertEqual(LoRAAdapter.permuteRows(p, rows: 12, cols: 3, heads: 3, inverse: true), m)
+    }
+}
