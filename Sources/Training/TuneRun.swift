@@ -175,6 +175,22 @@ public final class TuneRun {
         return n > 0 ? loss / Double(n) : .nan
     }
 
+    /// The gradient of a mini-batch's loss (every target token's cross-entropy summed over the
+    /// batch, divided by the batch's target-token count) into `grads`; returns the summed loss
+    /// and that count.
+    func batchGradients(_ batch: [TrainingExample], into grads: inout [Float]) throws -> (loss: Double, count: Int) {
+        let count = batch.reduce(0) { $0 + $1.targetCount }
+        for i in grads.indices { grads[i] = 0 }
+        var loss = 0.0
+        try grads.withUnsafeMutableBufferPointer { gp in
+            for e in batch {
+                loss += try trainer.lossAndGradients(tokens: e.tokens, mask: e.mask, params: params, grads: gp.baseAddress!,
+                                                     gradScale: 1 / Float(count)).loss
+            }
+        }
+        return (loss, count)
+    }
+
     /// Trains from the current state to the last epoch, checkpointing into `outDir`.
     /// `until` stops after that many epochs (as an interrupted run would; resume continues).
     public func train(_ examples: [TrainingExample], validation: [TrainingExample], outDir: String, until: Int? = nil,
@@ -193,15 +209,7 @@ public final class TuneRun {
             let firstBatch = state.step - state.epoch * perEpoch
             for b in firstBatch..<perEpoch {
                 let batch = order[(b * options.batch)..<min(order.count, (b + 1) * options.batch)].map { examples[$0] }
-                let count = batch.reduce(0) { $0 + $1.targetCount }
-                for i in grads.indices { grads[i] = 0 }
-                var loss = 0.0
-                try grads.withUnsafeMutableBufferPointer { gp in
-                    for e in batch {
-                        loss += try trainer.lossAndGradients(tokens: e.tokens, mask: e.mask, params: params, grads: gp.baseAddress!,
-                                                             gradScale: 1 / Float(count)).loss
-                    }
-                }
+                let (loss, count) = try batchGradients(batch, into: &grads)
                 // Clip by global norm, then AdamW.
                 let norm = grads.reduce(0.0) { $0 + Double($1 * $1) }.squareRoot()
                 let clip = norm > Double(options.clip) ? Float(Double(options.clip) / norm) : 1
