@@ -183,7 +183,8 @@ final class ServerWebPageTests: XCTestCase {
         let browser = try HeadlessChromium(directory: dir, width: 900, height: 900)
         defer { browser.stop() }
         try browser.open("file://" + dir.path + "/report.html")
-        try browser.wait(for: "the report", "document.readyState === 'complete'", timeout: 15)
+        // A new browser's about:blank is 'complete' at once: wait for the report itself.
+        try browser.wait(for: "the report", "location.protocol === 'file:' && document.readyState === 'complete'", timeout: 15)
         XCTAssertEqual(try browser.evaluate("document.querySelectorAll('svg').length") as? Int, 2)
         XCTAssertEqual(try browser.evaluate("document.querySelectorAll('svg rect').length > 2") as? Bool, true)
         let png = try browser.screenshot()
