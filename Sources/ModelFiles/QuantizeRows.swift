@@ -2,13 +2,14 @@
 /// ggml-quants.c) with the same float operations and rounding: `roundf` (halves away from zero)
 /// for Q8_0/Q8_1, truncation of `x + 8.5` style offsets for Q4/Q5, and `nearest_int` (ties to
 /// even) for Q8_K. The kernels use Q8_0/Q8_K to quantize activations, as llama.cpp does.
+/// The K-quant weight types (Q4_K, Q5_K, Q6_K) are our own searches, in QuantizeKRows.swift.
 ///
 /// Non-finite inputs never trap: a quant that would come from NaN or ±inf is clamped into range
 /// (ggml leaves that case undefined).
 
 public enum Quantize {
     /// Types `rows` can produce.
-    public static let supportedTypes: Set<GGMLType> = [.f32, .f16, .bf16, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q8_1, .q8_K]
+    public static let supportedTypes: Set<GGMLType> = [.f32, .f16, .bf16, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q8_1, .q4_K, .q5_K, .q6_K, .q8_K]
 
     /// Quantizes `src` (a whole number of `type` blocks) into `dst`, which must be exactly
     /// `type.byteCount(elements: src.count)` bytes.
@@ -39,6 +40,9 @@ public enum Quantize {
         case .q5_1: q5_1(x, blocks, y)
         case .q8_0: q8_0(x, blocks, y)
         case .q8_1: q8_1(x, blocks, y)
+        case .q4_K: q4_K(x, blocks, y)
+        case .q5_K: q5_K(x, blocks, y)
+        case .q6_K: q6_K(x, blocks, y)
         case .q8_K: q8_K(x, blocks, y)
         default: break  // excluded by supportedTypes above
         }

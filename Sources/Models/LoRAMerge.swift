@@ -8,7 +8,7 @@ public enum LoRAMerge {
     public struct Report: Sendable {
         /// Tensors that received a low-rank update, and the type each was written in.
         public var merged: [(name: String, type: GGMLType)] = []
-        /// Tensors whose own type cannot be re-quantized here (K-quants) and went to Q8_0.
+        /// Tensors whose own type cannot be re-quantized here (Q2_K, Q3_K) and went to Q8_0.
         public var widened: [String] = []
         public var copied = 0
     }
@@ -33,6 +33,8 @@ public enum LoRAMerge {
                 outType = .q8_0
                 report.widened.append(info.name)
             }
+            // A K-quant asked for rows that are not whole super-blocks: the 32-block fallback.
+            if cols % outType.blockSize != 0 { outType = QuantizeRecipe.fallback(outType) }
             report.merged.append((info.name, outType))
             return GGUFRewrite.Step(type: outType) { values in
                 for (use, p) in updates { addLowRank(&values, p, k: use.scale * use.adapter.scaling, rows: rows, cols: cols) }

@@ -6,12 +6,12 @@ import Models
 /// Output types `merge --type` and `quantize --type` can write (what ModelFiles' quantizers
 /// produce bit-exactly as llama.cpp's reference quantizers do).
 enum WritableTypes {
-    static let names: [String: GGMLType] = Dictionary(uniqueKeysWithValues: [GGMLType.f32, .f16, .bf16, .q8_0, .q4_0, .q4_1, .q5_0, .q5_1].map { ($0.name.lowercased(), $0) })
+    static let names: [String: GGMLType] = Dictionary(uniqueKeysWithValues: [GGMLType.f32, .f16, .bf16, .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q4_K, .q5_K, .q6_K].map { ($0.name.lowercased(), $0) })
 
     static func parse(_ text: String?) throws -> GGMLType? {
         guard let text else { return nil }
         guard let t = names[text.lowercased()] else {
-            throw UsageError("--type \(text) is not writable (writable: \(names.keys.sorted().joined(separator: ", ")); K-quants are not yet)")
+            throw UsageError("--type \(text) is not writable (writable: \(names.keys.sorted().joined(separator: ", ")))")
         }
         return t
     }
@@ -27,12 +27,12 @@ struct MergeCommand: Command {
     let spec = CommandSpec(
         name: "merge",
         summary: "Bake LoRA adapters into a new GGUF model (checked against the licence policy, lineage recorded).",
-        usage: "steward merge --model BASE --adapter PATH[:SCALE] [--adapter ...] --out FILE.gguf [--type q8_0|q4_0|q4_1|q5_0|q5_1|f16|bf16|f32] [--name NAME] [--no-register]",
+        usage: "steward merge --model BASE --adapter PATH[:SCALE] [--adapter ...] --out FILE.gguf [--type q8_0|q4_0|q4_1|q5_0|q5_1|q4_k|q5_k|q6_k|f16|bf16|f32] [--name NAME] [--no-register]",
         options: [
             .value("--model", "-m", valueName: "MODEL", help: "The base GGUF model (a fetched name, a store name or a path)."),
             AdapterOptions.spec,
             .value("--out", "-o", valueName: "FILE", help: "The merged GGUF to write (refused if it exists)."),
-            .value("--type", valueName: "TYPE", help: "Type of the changed tensors (default: each tensor's own; K-quants become q8_0)."),
+            .value("--type", valueName: "TYPE", help: "Type of the changed tensors (default: each tensor's own; Q2_K and Q3_K become q8_0)."),
             .value("--name", valueName: "NAME", help: "Name in the model store (default: the file name)."),
             .flag("--no-register", help: "Do not add the merged model to the model store."),
             .flag("--override-license", help: "Merge although the policy denies it (only when licenses.allow_override; recorded)."),
@@ -75,7 +75,7 @@ struct MergeCommand: Command {
             try? FileManager.default.removeItem(atPath: tmp)
             throw error
         }
-        for w in report.widened { console.err("note: \(w) is a K-quant, which cannot be re-quantized here; written as q8_0\n") }
+        for w in report.widened { console.err("note: \(w) is Q2_K or Q3_K, which cannot be written here; written as q8_0\n") }
         console.out(String(format: "merged %@ into %@: %d tensors updated, %d copied, %.1f s\n",
                            uses.map(\.adapter.name).joined(separator: ", "), out, report.merged.count, report.copied, Date().timeIntervalSince(t0)))
         if !a.flag("--no-register") {
@@ -91,28 +91,34 @@ struct MergeCommand: Command {
 
 /// `steward quantize IN OUT --type T`.
 struct QuantizeCommand: Command {
+    static let typeList = "q8_0|q4_0|q4_1|q5_0|q5_1|q4_k|q5_k|q6_k|q4_k_m|q5_k_m|f16|bf16|f32"
     let spec = CommandSpec(
         name: "quantize",
-        summary: "Re-quantize a GGUF model's weight matrices to another type, keeping metadata and tokenizer.",
-        usage: "steward quantize IN.gguf OUT.gguf --type q8_0|q4_0|q4_1|q5_0|q5_1|f16|bf16|f32",
+        summary: "Re-quantize a GGUF model's weight matrices to another type or a mixed recipe, keeping metadata and tokenizer.",
+        usage: "steward quantize IN.gguf OUT.gguf --type \(QuantizeCommand.typeList)",
         options: [
-            .value("--type", valueName: "TYPE", help: "Type of the 2-D weight tensors (norms and other vectors stay f32)."),
+            .value("--type", valueName: "TYPE", help: "Type of the 2-D weight tensors, or a mixed recipe (q4_k_m, q5_k_m); norms and other vectors are kept."),
             .flag("--override-license", help: "Quantize although the policy denies it (only when licenses.allow_override; recorded)."),
             GovernanceCLI.policyOption,
             GovernanceCLI.dbOption,
         ],
         discussion: """
         The input's licence is checked against the deployment policy for the 'quantize' derivative first.
-        Each matrix is dequantized to f32 and quantized with the reference quantizer of the type. From a
-        quantized model this re-quantizes what is already lossy (a warning says so): start from F32/F16/BF16 when
-        you can. K-quant output types and mixed recipes (Q4_K_M) are not written yet.
+        Each matrix is dequantized to f32 and quantized to its type. q4_k_m / q5_k_m mix types as llama.cpp's
+        Q4_K_M / Q5_K_M do: output (or the tied embedding), and attn_v / ffn_down on the first and last eighth of
+        the layers and every third between, in q6_k; the rest in the base K-quant. K-quants need rows of 256
+        values: narrower matrices fall back to q5_0 (for q4_k), q5_1 (q5_k) or q8_0 (q6_k). From a quantized
+        model this re-quantizes what is already lossy (a warning says so): start from F32/F16/BF16 when you can.
         """
     )
 
     func run(_ a: ParsedArguments, console: Console) throws -> Int32 {
         guard a.positionals.count == 2 else { throw UsageError("give the input and output files: steward quantize IN.gguf OUT.gguf --type TYPE") }
         let (input, out) = (try ModelLocator.resolve(a.positionals[0]), a.positionals[1])
-        guard let type = try WritableTypes.parse(try a.require("--type")) else { throw UsageError("give --type") }
+        let typeName = try a.require("--type")
+        guard let recipe = QuantizeRecipe.named(typeName) else {
+            throw UsageError("--type \(typeName) is not writable (writable: \(QuantizeRecipe.names.keys.sorted().joined(separator: ", ")))")
+        }
         guard !FileManager.default.fileExists(atPath: out) else { throw UsageError("\(out) exists; give a new output path") }
         let store = try GovernanceCLI.store(a)
         try GovernanceCLI.checkDerivative(a, .quantize, model: try store.resolve(input)?.name ?? input, store: store)
@@ -121,13 +127,16 @@ struct QuantizeCommand: Command {
         if !lossy.isEmpty {
             console.err("warning: \(input) is already quantized (\(lossy.sorted().joined(separator: ", "))): re-quantizing compounds the error; start from an F32, F16 or BF16 file when you can\n")
         }
+        let layers = file.architecture.flatMap { file.int("\($0).block_count") } ?? 0
+        let tied = file.tensor(named: "output.weight") == nil
         let t0 = Date()
         let tmp = out + ".partial"
-        var changed = 0, kept = 0
+        var counts: [GGMLType: Int] = [:]
+        var kept = 0
         do {
-            try GGUFRewrite.write(file, to: tmp, extraMetadata: [("general.file_type", .uint32(Self.fileType(type)))], plan: { info in
-                guard info.dims.count == 2, info.dims[0] % type.blockSize == 0 else { kept += 1; return nil }
-                changed += 1
+            try GGUFRewrite.write(file, to: tmp, extraMetadata: [("general.file_type", .uint32(recipe.fileType))], plan: { info in
+                guard let type = recipe.type(for: info, layers: layers, tiedOutput: tied) else { kept += 1; return nil }
+                counts[type, default: 0] += 1
                 return GGUFRewrite.Step(type: type)
             }, progress: WritableTypes.progress(console))
             try FileManager.default.moveItem(atPath: tmp, toPath: out)
@@ -136,23 +145,10 @@ struct QuantizeCommand: Command {
             throw error
         }
         let size = ((try? FileManager.default.attributesOfItem(atPath: out)[.size] as? NSNumber)??.intValue) ?? 0
-        console.out(String(format: "wrote %@: %d tensors as %@, %d kept, %.1f MB, %.1f s\n", out, changed, type.name, kept,
+        let mix = counts.sorted { $0.value > $1.value || ($0.value == $1.value && $0.key.name < $1.key.name) }
+            .map { "\($0.value) \($0.key.name)" }.joined(separator: ", ")
+        console.out(String(format: "wrote %@ (%@): %@; %d kept, %.1f MB, %.1f s\n", out, recipe.name, mix.isEmpty ? "no tensors changed" : mix, kept,
                            Double(size) / 1e6, Date().timeIntervalSince(t0)))
         return ExitCode.ok
-    }
-
-    /// llama.cpp's LLAMA_FTYPE for a whole-file type.
-    static func fileType(_ t: GGMLType) -> UInt32 {
-        switch t {
-        case .f32: return 0
-        case .f16: return 1
-        case .q4_0: return 2
-        case .q4_1: return 3
-        case .q8_0: return 7
-        case .q5_0: return 8
-        case .q5_1: return 9
-        case .bf16: return 32
-        default: return 0
-        }
     }
 }

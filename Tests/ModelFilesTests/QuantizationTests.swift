@@ -379,7 +379,7 @@ final class QuantizationTests: XCTestCase {
     }
 
     func testQuantizeArgumentChecksAndOddInput() throws {
-        XCTAssertThrowsError(try quantize(.q4_K, [Float](repeating: 0, count: 256))) { e in
+        XCTAssertThrowsError(try quantize(.q2_K, [Float](repeating: 0, count: 256))) { e in
             XCTAssertTrue("\(e)".contains("not supported"), "\(e)")
         }
         XCTAssertThrowsError(try quantize(.q8_0, [Float](repeating: 0, count: 33)))

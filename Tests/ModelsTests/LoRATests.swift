@@ -184,7 +184,14 @@ final class LoRAMergeTests: XCTestCase {
         let f = try GGUFFile(path: out)
         XCTAssertEqual(f.tensor(named: "blk.0.attn_q.weight")?.type, .q8_0)
         XCTAssertEqual(f.tensor(named: "blk.0.attn_norm.weight")?.type, .f32, "untouched tensors keep their type")
-        XCTAssertThrowsError(try LoRAMerge.merge(base: baseFile, config: config, adapters: [LoRAUse(adapter)], type: .q4_K, to: out + "x"))
+        XCTAssertThrowsError(try LoRAMerge.merge(base: baseFile, config: config, adapters: [LoRAUse(adapter)], type: .q2_K, to: out + "x"))
+        // A K-quant is written where rows are whole 256-value super-blocks, else its 32-block fallback.
+        defer { try? FileManager.default.removeItem(atPath: out + "k") }
+        let k = try LoRAMerge.merge(base: baseFile, config: config, adapters: [LoRAUse(adapter)], type: .q4_K, to: out + "k")
+        for (name, type) in k.merged {
+            let width = try XCTUnwrap(baseFile.tensor(named: name)?.dims.first)
+            XCTAssertEqual(type, width % 256 == 0 ? .q4_K : .q5_0, name)
+        }
         XCTAssertThrowsError(try LoRAMerge.merge(base: baseFile, config: config, adapters: [], to: out + "y"))
     }
 }

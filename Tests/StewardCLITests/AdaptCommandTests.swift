@@ -96,9 +96,31 @@ final class AdaptCommandTests: XCTestCase {
         // matrix kernels also differ, Q8_0 against Q8_1 activations).
         let base8 = try perplexity("smollm2-135m-instruct"), q8 = try perplexity(out)
         XCTAssertEqual(q8, base8, accuracy: base8 * 0.03)
-        r = steward(["quantize", "smollm2-135m-instruct", dir.path + "/x.gguf", "--type", "q4_k"])
+        r = steward(["quantize", "smollm2-135m-instruct", dir.path + "/x.gguf", "--type", "q2_k"])
         XCTAssertEqual(r.code, 2)
-        XCTAssertTrue(r.err.contains("not writable"), r.err)
+        XCTAssertTrue(r.err.contains("not writable") && r.err.contains("q4_k_m"), r.err)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.path + "/x.gguf"))
+
+        // The mixed recipe on SmolLM2 (30 layers, 576-wide rows, tied embedding): only ffn_down's
+        // 1536-wide rows take K-quants; the rest falls back to the 32-block types.
+        let km = dir.path + "/smollm2-q4_k_m.gguf"
+        r = steward(["quantize", "smollm2-135m-instruct", km, "--type", "q4_k_m"])
+        XCTAssertEqual(r.code, 0, r.err)
+        let k = try GGUFFile(path: km)
+        XCTAssertEqual(k.metadata["general.file_type"]?.intValue, 15)
+        XCTAssertEqual(k.tensor(named: "token_embd.weight")?.type, .q8_0, "tied output: q6_k, 576 wide → q8_0")
+        XCTAssertEqual(k.tensor(named: "blk.0.ffn_down.weight")?.type, .q6_K, "first eighth of the layers")
+        XCTAssertEqual(k.tensor(named: "blk.3.ffn_down.weight")?.type, .q4_K)
+        XCTAssertEqual(k.tensor(named: "blk.5.ffn_down.weight")?.type, .q6_K, "every third layer between")
+        XCTAssertEqual(k.tensor(named: "blk.29.ffn_down.weight")?.type, .q6_K, "last eighth")
+        XCTAssertEqual(k.tensor(named: "blk.0.attn_v.weight")?.type, .q8_0, "q6_k, 576 wide → q8_0")
+        XCTAssertEqual(k.tensor(named: "blk.3.attn_v.weight")?.type, .q5_0, "q4_k, 576 wide → q5_0")
+        XCTAssertEqual(k.tensor(named: "blk.3.attn_q.weight")?.type, .q5_0)
+        XCTAssertEqual(k.tensor(named: "blk.3.ffn_norm.weight")?.type, .f32)
+        XCTAssertTrue(r.out.contains("q4_k_m") && r.out.contains("16 Q4_K"), r.out)
+        let pk = try perplexity(km)
+        // Measured: 25.09 against the Q4_1 source's 24.06 (re-quantizing a 4-bit model costs ~4%).
+        XCTAssertEqual(pk, base8, accuracy: base8 * 0.06)
         r = steward(["quantize", "smollm2-135m-instruct", out, "--type", "q8_0"])
         XCTAssertEqual(r.code, 2, "an existing output is refused")
     }
