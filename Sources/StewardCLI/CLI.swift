@@ -47,6 +47,7 @@ public enum StewardCLI {
         RagCommand(),
         MergeCommand(),
         QuantizeCommand(),
+        ConvertCommand(),
         TuneCommand(),
         EvalCommand(),
     ]
