@@ -20,21 +20,6 @@ public enum HFConvert {
         public var vocabSize: Int
     }
 
-    /// LLAMA_FTYPE of a whole-file type (what general.file_type records).
-    public static func fileType(_ t: GGMLType) -> UInt32 {
-        switch t {
-        case .f32: return 0
-        case .f16: return 1
-        case .q4_0: return 2
-        case .q4_1: return 3
-        case .q8_0: return 7
-        case .q5_0: return 8
-        case .q5_1: return 9
-        case .bf16: return 32
-        default: return 0
-        }
-    }
-
     static func readJSON(_ path: String, what: String) throws(Error) -> [String: Any] {
         guard FileManager.default.fileExists(atPath: path) else {
             throw Error("\(path) is missing: a Hugging Face model folder needs \(what)")
@@ -250,7 +235,7 @@ public enum HFConvert {
             ("llama.attention.head_count_kv", .uint32(UInt32(kvHeads))),
             ("llama.rope.freq_base", .float32(Float(theta))),
             ("llama.attention.layer_norm_rms_epsilon", .float32(Float(eps))),
-            ("general.file_type", .uint32(fileType(type))),
+            ("general.file_type", .uint32(QuantizeRecipe(.uniform(type)).fileType)),
             ("llama.vocab_size", .uint32(UInt32(vocab))),
             ("llama.rope.dimension_count", .uint32(UInt32(headDim))),
         ]
