@@ -6,7 +6,11 @@ import Models
 /// Output types `merge --type` and `quantize --type` can write (what ModelFiles' quantizers
 /// produce bit-exactly as llama.cpp's reference quantizers do).
 enum WritableTypes {
-    static let names: [String: GGMLType] = Dictionary(uniqueKeysWithValues: [GGMLType.f32, .f16, .bf16, .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q4_K, .q5_K, .q6_K].map { ($0.name.lowercased(), $0) })
+    /// The single types of QuantizeRecipe's list (not the mixed recipes).
+    static let names: [String: GGMLType] = QuantizeRecipe.names.compactMapValues { r in
+        if case let .uniform(t) = r.kind { return t }
+        return nil
+    }
 
     static func parse(_ text: String?) throws -> GGMLType? {
         guard let text else { return nil }
