@@ -182,10 +182,12 @@ public final class AccessGate: @unchecked Sendable {
     @discardableResult
     public func refresh() throws -> AccessSnapshot {
         let s = try keys.snapshot()
-        lock.lock()
-        current = s
+        lock.lock(); defer { lock.unlock() }
         refreshedAt = AccessGate.uptime()
-        lock.unlock()
+        // Two reads can finish out of order (a stream's periodic re-read racing the admin API's
+        // read after a change): the store's version only grows, so never go back to an older one.
+        if let c = current, c.version > s.version { return c }
+        current = s
         return s
     }
 

@@ -163,7 +163,7 @@ public final class ChunkPipe: @unchecked Sendable {
     public func write(_ data: Data) -> Bool {
         cond.lock(); defer { cond.unlock() }
         if cancelled { return false }
-        if !data.isEmpty { chunks.append(data); wroteAny = true }
+        if !data.isEmpty { chunks.append(data); wroteAny = true; written += 1 }
         cond.broadcast()
         return true
     }
@@ -227,6 +227,10 @@ public final class ChunkPipe: @unchecked Sendable {
         get { cond.lock(); defer { cond.unlock() }; return _failure }
         set { cond.lock(); _failure = newValue; cond.unlock() }
     }
+
+    private var written = 0
+    /// How many frames the producer has queued so far (read or not, dropped or not).
+    public var framesWritten: Int { cond.lock(); defer { cond.unlock() }; return written }
 
     /// True once the producer has written something.
     public var hasWritten: Bool { cond.lock(); defer { cond.unlock() }; return wroteAny }

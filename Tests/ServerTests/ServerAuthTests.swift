@@ -249,26 +249,30 @@ final class ServerAuthTests: XCTestCase {
         XCTAssertEqual(call("POST", "/admin/models/no-such-model/disable", key: admin).status, 404)
     }
 
-    /// Reads a streamed response; when `trigger` content chunks have arrived, calls `kill` and
-    /// then counts the content chunks that still come before the stream ends.
+    /// Reads a streamed response; when `trigger` content chunks have arrived, calls `kill`.
+    /// `after` counts the frames the server generated once `kill` had returned, less the final
+    /// error frame: the tokens made after the switch. (Counted where they are written, not where
+    /// they are read: frames generated while the kill call was in flight are not "after".)
+    /// `tail` is what the client read after the kill.
     func streamKilled(_ body: String, path: String, key: String?, trigger: Int = 3, kill: () throws -> Void) throws -> (after: Int, tail: String) {
         let r = call("POST", path, body, key: key)
         XCTAssertEqual(r.status, 200)
         guard case let .stream(pipe) = r.body else { XCTFail("not a stream"); return (0, "") }
-        var seen = 0, after = 0, killed = false
+        var seen = 0, writtenAtKill = -1
         var tail = ""
         while let chunk = pipe.next() {
             let text = String(decoding: chunk, as: UTF8.self)
+            if writtenAtKill >= 0 { tail += text; continue }
             // A frame carrying generated text: chat "content", completions "text", Ollama "response".
             let isContent = ["content", "text", "response"].contains { text.contains("\"\($0)\":\"") && !text.contains("\"\($0)\":\"\"") }
-            if killed { if isContent { after += 1 }; tail += text } else if isContent { seen += 1 }
-            if !killed && seen == trigger {
+            if isContent { seen += 1 }
+            if seen == trigger {
                 try kill()
-                killed = true
+                writtenAtKill = pipe.framesWritten
             }
         }
-        XCTAssertTrue(killed, "the stream ended before \(trigger) tokens")
-        return (after, tail)
+        XCTAssertGreaterThanOrEqual(writtenAtKill, 0, "the stream ended before \(trigger) tokens")
+        return (max(0, pipe.framesWritten - writtenAtKill - 1), tail)
     }
 
     func testKillSwitchStopsARunningStreamWithinOneToken() throws {
