@@ -51,7 +51,7 @@ let package = Package(
         .testTarget(name: "ModelsTests", dependencies: ["TestSupport", "Models", "ModelFiles", "Kernels"]),
         .testTarget(name: "EvaluationTests", dependencies: ["TestSupport", "Evaluation", "Generation", "Models", "ModelFiles", "Tokenization"]),
         .testTarget(name: "TrainingTests", dependencies: ["TestSupport", "Training", "Generation", "Models", "ModelFiles"]),
-        .testTarget(name: "StewardCLITests", dependencies: ["TestSupport", "StewardCLI", "Documents", "Server", "Models"]),
+        .testTarget(name: "StewardCLITests", dependencies: ["TestSupport", "StewardCLI", "Documents", "Server", "Models", "Tokenization", "Templates", "ModelFiles"]),
         .testTarget(name: "GovernanceTests", dependencies: ["TestSupport", "Governance", "ModelFiles"]),
         .testTarget(name: "RetrievalTests", dependencies: ["TestSupport", "Retrieval", "Documents", "Governance", "Generation"]),
         .testTarget(name: "ModerationTests", dependencies: ["TestSupport", "Moderation"]),

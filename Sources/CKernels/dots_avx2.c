@@ -348,6 +348,28 @@ CK_AVX2 float ck_dot_f16_avx2(int64_t n, const void *vx, const void *vy) {
     return s;
 }
 
+// bf16 weights · f32 activations: each bf16 widens exactly (a 16-bit shift into a float's top half).
+static inline CK_AVX2 __m256 bf16x8(const uint16_t *p) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
+}
+
+CK_AVX2 float ck_dot_bf16_avx2(int64_t n, const void *vx, const void *vy) {
+    const uint16_t *x = vx;
+    const float *y = vy;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        a0 = _mm256_fmadd_ps(bf16x8(x + i), _mm256_loadu_ps(y + i), a0);
+        a1 = _mm256_fmadd_ps(bf16x8(x + i + 8), _mm256_loadu_ps(y + i + 8), a1);
+        a2 = _mm256_fmadd_ps(bf16x8(x + i + 16), _mm256_loadu_ps(y + i + 16), a2);
+        a3 = _mm256_fmadd_ps(bf16x8(x + i + 24), _mm256_loadu_ps(y + i + 24), a3);
+    }
+    for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(bf16x8(x + i), _mm256_loadu_ps(y + i), a0);
+    float s = hsum_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    for (; i < n; i++) s += bf2f(x[i]) * y[i];
+    return s;
+}
+
 CK_AVX2 float ck_dot_f32_avx2(int64_t n, const void *vx, const void *vy) {
     const float *x = vx;
     const float *y = vy;
@@ -396,6 +418,7 @@ float ck_vec_dot(int type, int64_t n, const void *w, const void *a) {
     switch (type) {
     case CK_F32: return ck_dot_f32_avx2(n, w, a);
     case CK_F16: return ck_dot_f16_avx2(n, w, a);
+    case CK_BF16: return ck_dot_bf16_avx2(n, w, a);
     case CK_Q4_0: return ck_dot_q4_0_avx2(n, w, a);
     case CK_Q4_1: return ck_dot_q4_1_avx2(n, w, a);
     case CK_Q5_0: return ck_dot_q5_0_avx2(n, w, a);

@@ -40,6 +40,8 @@ extern int ck_use_avx2;  // set once from cpuid, cleared by ck_set_simd_enabled(
 void ck_init_cpu(void);
 
 static inline float h2f(uint16_t h) { return ck_f16_to_f32(h); }
+/// bfloat16 is the top half of a float32: widening is exact.
+static inline float bf2f(uint16_t b) { uint32_t u = (uint32_t)b << 16; float f; memcpy(&f, &u, 4); return f; }
 
 /// 6-bit scale and min j (0..7) of a q4_K / q5_K block (ggml's get_scale_min_k4 layout).
 static inline void ck_scale_min_k4(int j, const uint8_t *q, uint8_t *sc, uint8_t *mn) {

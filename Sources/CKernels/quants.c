@@ -61,7 +61,7 @@ uint16_t ck_f32_to_f16(float f) {
 
 int64_t ck_block_size(int type) {
     switch (type) {
-    case CK_F32: case CK_F16: return 1;
+    case CK_F32: case CK_F16: case CK_BF16: return 1;
     case CK_Q4_0: case CK_Q4_1: case CK_Q5_0: case CK_Q5_1: case CK_Q8_0: case CK_Q8_1: return 32;
     case CK_Q2_K: case CK_Q3_K: case CK_Q4_K: case CK_Q5_K: case CK_Q6_K: case CK_Q8_K: return 256;
     default: return 0;
@@ -71,7 +71,7 @@ int64_t ck_block_size(int type) {
 static size_t block_bytes(int type) {
     switch (type) {
     case CK_F32: return 4;
-    case CK_F16: return 2;
+    case CK_F16: case CK_BF16: return 2;
     case CK_Q4_0: return sizeof(blk_q4_0);
     case CK_Q4_1: return sizeof(blk_q4_1);
     case CK_Q5_0: return sizeof(blk_q5_0);
@@ -96,7 +96,7 @@ size_t ck_row_bytes(int type, int64_t n) {
 
 int ck_vec_dot_type(int type) {
     switch (type) {
-    case CK_F32: case CK_F16: return CK_F32;
+    case CK_F32: case CK_F16: case CK_BF16: return CK_F32;
     case CK_Q4_0: case CK_Q5_0: case CK_Q8_0: return CK_Q8_0;
     case CK_Q4_1: case CK_Q5_1: return CK_Q8_1;
     case CK_Q2_K: case CK_Q3_K: case CK_Q4_K: case CK_Q5_K: case CK_Q6_K: return CK_Q8_K;
@@ -266,6 +266,7 @@ int ck_dequantize_row(int type, const void *vx, float *y, int64_t n) {
         switch (type) {
         case CK_F32: memcpy(y, p, 4); break;
         case CK_F16: { uint16_t h; memcpy(&h, p, 2); y[0] = h2f(h); break; }
+        case CK_BF16: { uint16_t h; memcpy(&h, p, 2); y[0] = bf2f(h); break; }
         case CK_Q4_0: {
             const blk_q4_0 *b = (const void *)p; float d = h2f(b->d);
             for (int j = 0; j < 16; j++) {
@@ -410,6 +411,12 @@ static float dot_f16_scalar(int64_t n, const uint16_t *x, const float *y) {
     return sum;
 }
 
+static float dot_bf16_scalar(int64_t n, const uint16_t *x, const float *y) {
+    float sum = 0;
+    for (int64_t i = 0; i < n; i++) sum += bf2f(x[i]) * y[i];
+    return sum;
+}
+
 static float dot_f32_scalar(int64_t n, const float *x, const float *y) {
     float sum = 0;
     for (int64_t i = 0; i < n; i++) sum += x[i] * y[i];
@@ -420,6 +427,7 @@ float ck_vec_dot_scalar(int type, int64_t n, const void *w, const void *a) {
     switch (type) {
     case CK_F32: return dot_f32_scalar(n, w, a);
     case CK_F16: return dot_f16_scalar(n, w, a);
+    case CK_BF16: return dot_bf16_scalar(n, w, a);
     case CK_Q4_0: return dot_q4_0_scalar(n, w, a);
     case CK_Q4_1: return dot_q4_1_scalar(n, w, a);
     case CK_Q5_0: return dot_q5_scalar(n, w, a, 0);

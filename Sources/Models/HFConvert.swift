@@ -137,10 +137,34 @@ public enum HFConvert {
         for key in ["bos_token_id", "eos_token_id", "unknown_token_id", "seperator_token_id", "padding_token_id"] {
             if let id = ids[key] { pairs.append(("tokenizer.ggml.\(key)", .uint32(UInt32(id)))) }
         }
-        if let b = tc["add_bos_token"] as? Bool { pairs.append(("tokenizer.ggml.add_bos_token", .bool(b))) }
-        if let b = tc["add_eos_token"] as? Bool { pairs.append(("tokenizer.ggml.add_eos_token", .bool(b))) }
+        // Whether encoding adds BOS/EOS: gguf-py reads a TemplateProcessing post-processor of
+        // more than one piece ("<bos> $A"), then lets tokenizer_config's add_*_token override it.
+        var add: [String: Bool] = [:]
+        let post = tj["post_processor"] as? [String: Any]
+        for proc in (post?["processors"] as? [[String: Any]]) ?? post.map { [$0] } ?? [] where proc["type"] as? String == "TemplateProcessing" {
+            guard let single = proc["single"] as? [[String: Any]], single.count > 1 else { continue }
+            func special(_ o: [String: Any]?) -> String? { (o?["SpecialToken"] as? [String: Any])?["id"] as? String }
+            func text(_ typ: String) -> String? { tc["\(typ)_token"] as? String ?? (tc["\(typ)_token"] as? [String: Any])?["content"] as? String }
+            if let first = special(single.first) { add["bos"] = first == text("bos") }
+            if let last = special(single.last) { add["eos"] = last == text("eos") }
+        }
+        // llama.cpp's Llama converter copies tokenizer_config's add_prefix_space.
+        if let b = tc["add_prefix_space"] as? Bool { pairs.append(("tokenizer.ggml.add_space_prefix", .bool(b))) }
+        for typ in ["bos", "eos"] {
+            if let b = tc["add_\(typ)_token"] as? Bool { add[typ] = b }
+            if let b = add[typ] { pairs.append(("tokenizer.ggml.add_\(typ)_token", .bool(b))) }
+        }
         if let t = tc["chat_template"] as? String { pairs.append(("tokenizer.chat_template", .string(t))) }
         return (pairs, pre)
+    }
+
+    /// gguf-py's size label: the parameter count in K/M/B/T with at least two significant
+    /// digits ("3.2M", "135M", "1.7B").
+    static func sizeLabel(_ params: Int) -> String {
+        let p = Double(params)
+        let (scaled, suffix) = p > 1e12 ? (p * 1e-12, "T") : p > 1e9 ? (p * 1e-9, "B") : p > 1e6 ? (p * 1e-6, "M") : (p * 1e-3, "K")
+        let digits = String(Int(scaled.rounded(.toNearestOrEven))).drop { $0 == "0" }.count
+        return String(format: "%.\(max(2 - digits, 0))f", scaled) + suffix
     }
 
     /// Converts `dir` to a GGUF at `path` (written atomically). `type` is for 2-D weights; norms stay F32.
@@ -240,17 +264,16 @@ public enum HFConvert {
             ("llama.rope.dimension_count", .uint32(UInt32(headDim))),
         ]
         for (k, v) in md { w.addMetadata(k, v) }
-        if headDim * heads != hidden {
-            w.addMetadata("llama.attention.key_length", .uint32(UInt32(headDim)))
-            w.addMetadata("llama.attention.value_length", .uint32(UInt32(headDim)))
-        }
+        w.addMetadata("llama.attention.key_length", .uint32(UInt32(headDim)))
+        w.addMetadata("llama.attention.value_length", .uint32(UInt32(headDim)))
+        w.addMetadata("general.size_label", .string(sizeLabel(plan.reduce(0) { $0 + $1.2.reduce(1, *) })))
         if let f = ropeScaling {
             w.addMetadata("llama.rope.scaling.type", .string("linear"))
             w.addMetadata("llama.rope.scaling.factor", .float32(Float(f)))
         }
         for (k, v) in tok.pairs { w.addMetadata(k, v) }
         for (k, v) in extraMetadata { w.addMetadata(k, v) }
-        if type.blockSize > 1 { w.addMetadata("general.quantization_version", .uint32(2)) }
+        w.addMetadata("general.quantization_version", .uint32(2))  // llama.cpp writes it for every type
 
         var permuted = 0
         for (i, (hf, gg, shape, permHeads)) in plan.enumerated() {

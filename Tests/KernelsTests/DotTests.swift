@@ -53,7 +53,7 @@ final class DotTests: XCTestCase {
     func testSIMDDotMatchesScalar() throws {
         try XCTSkipUnless(cpuHasAVX2, "no AVX2 on this CPU")
         var r = Rand(42)
-        for type in quantTypes + [.f16, .f32] {
+        for type in quantTypes + [.f16, .bf16, .f32] {
             for trial in 0..<12 {
                 let n = (type.blockSize == 256 ? 256 : 32) * (1 + trial % 5) * (type.blockSize == 1 ? 7 : 1) + (type.blockSize == 1 ? trial : 0)
                 let w = randomRow(type, n, &r)
@@ -70,11 +70,23 @@ final class DotTests: XCTestCase {
         }
     }
 
+    /// BF16 widens to the float with the same top 16 bits, exactly; the kernels take it as a
+    /// weight type with f32 activations.
+    func testBF16IsTheTopHalfOfAFloat() throws {
+        var r = Rand(3)
+        let x = r.floats(77) + [0, -0.0, 1, -2.5, .infinity, 65504 * 4, 1e-39]
+        let bits = x.map { UInt16($0.bitPattern >> 16) }
+        let got = dequantize(.bf16, bits.withUnsafeBytes { Array($0) }, x.count)
+        for (g, b) in zip(got, bits) { XCTAssertEqual(g.bitPattern, UInt32(b) << 16) }
+        XCTAssertEqual(ck_vec_dot_type(Int32(GGMLType.bf16.rawValue)), Int32(GGMLType.f32.rawValue))
+        XCTAssertTrue(QuantizedMatrix.supportedTypes.contains(.bf16))
+    }
+
     /// Scalar quantized dots equal the float dot of the dequantized rows (the integer part is
     /// exact; only float rounding and Q8_1's f16 block sums differ).
     func testScalarDotMatchesDequantizedDot() throws {
         var r = Rand(7)
-        for type in quantTypes + [.f16, .f32] {
+        for type in quantTypes + [.f16, .bf16, .f32] {
             for trial in 0..<6 {
                 let n = type.blockSize == 1 ? 100 + trial : type.blockSize * (1 + trial)
                 let w = randomRow(type, n, &r)

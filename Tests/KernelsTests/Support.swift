@@ -25,6 +25,8 @@ func randomRow(_ type: GGMLType, _ n: Int, _ r: inout Rand) -> [UInt8] {
         return r.floats(n).withUnsafeBytes { Array($0) }
     case .f16:
         return r.floats(n).map { ck_f32_to_f16($0) }.withUnsafeBytes { Array($0) }
+    case .bf16:
+        return r.floats(n).map { UInt16($0.bitPattern >> 16) }.withUnsafeBytes { Array($0) }
     default:
         let bb = type.blockBytes
         var bytes = (0..<(n / type.blockSize * bb)).map { _ in r.byte() }

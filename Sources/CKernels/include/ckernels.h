@@ -18,7 +18,7 @@ extern "C" {
 enum {
     CK_F32 = 0, CK_F16 = 1, CK_Q4_0 = 2, CK_Q4_1 = 3, CK_Q5_0 = 6, CK_Q5_1 = 7,
     CK_Q8_0 = 8, CK_Q8_1 = 9, CK_Q2_K = 10, CK_Q3_K = 11, CK_Q4_K = 12, CK_Q5_K = 13,
-    CK_Q6_K = 14, CK_Q8_K = 15
+    CK_Q6_K = 14, CK_Q8_K = 15, CK_BF16 = 30
 };
 
 /// 1 when the CPU has AVX2, FMA and F16C (the fast paths).
