@@ -27,6 +27,7 @@ struct TuneCommand: Command {
             .value("--weight-decay", valueName: "W", help: "AdamW decoupled weight decay (default 0)."),
             .value("--clip", valueName: "C", help: "Gradient clipping by global norm (default 1)."),
             .value("--seed", valueName: "S", help: "Seed for initialisation and data order (default 1)."),
+            .flag("--gradient-checkpointing", help: "Recompute each layer's activations in the backward pass: less memory, about a third more time, the same result."),
             .value("--threads", "-t", valueName: "N", help: "Threads (default: all cores)."),
             .value("--template", valueName: "NAME|FILE", help: "Chat template override."),
             .flag("--override-license", help: "Fine-tune although the policy denies it (only when licenses.allow_override; recorded)."),
@@ -69,6 +70,7 @@ struct TuneCommand: Command {
         console.err("tune: \(train.count) examples (\(train.reduce(0) { $0 + $1.targetCount }) target tokens), \(val.count) validation; building the trainer…\n")
         let trainer = try LoRATrainer(model: lm.model)
         let run = try TuneRun(trainer: trainer, options: o, baseModel: (lm.path as NSString).lastPathComponent, examples: train.count)
+        run.gradientCheckpointing = a.flag("--gradient-checkpointing")
         if let r = a.value("--resume") {
             try run.resume(from: r)
             console.err("tune: resumed from \(r) at step \(run.state.step) of \(run.state.totalSteps)\n")

@@ -158,8 +158,13 @@ public final class LoRATrainer: @unchecked Sendable {
     /// and (when `grads` is given) its gradient with respect to the LoRA weights added into
     /// `grads` (same layout as `params.values`), scaled by `gradScale`. Returns the summed loss
     /// and the number of scored tokens.
+    ///
+    /// With `checkpointing` the forward pass keeps only each layer's input, and the backward
+    /// pass recomputes one layer's activations at a time from it (gradient checkpointing):
+    /// the same arithmetic in the same order, so the gradients are bitwise those without it,
+    /// for one more forward pass of time and one layer's activations of memory instead of all.
     public func lossAndGradients(tokens: [Int32], mask: [Bool], params: LoRAParameters, grads: UnsafeMutablePointer<Float>?,
-                                 gradScale: Float = 1) throws -> (loss: Double, count: Int) {
+                                 gradScale: Float = 1, checkpointing: Bool = false) throws -> (loss: Double, count: Int) {
         let c = config
         let T = tokens.count
         guard T >= 2, mask.count == T else { throw TrainingError.invalid("a training sequence needs at least 2 tokens and one mask flag per token") }
@@ -191,6 +196,8 @@ public final class LoRATrainer: @unchecked Sendable {
         x.withUnsafeMutableBufferPointer { xp in
             for (i, tok) in tokens.enumerated() { model.weights.tokenEmbedding.matrix.dequantizeRow(Int(tok), into: xp.baseAddress! + i * h) }
         }
+        // Per layer: everything the backward pass needs, or (checkpointing) only the layer's
+        // input; nothing when no gradients are wanted.
         var caches: [LayerCache] = []
         caches.reserveCapacity(c.layers)
 
@@ -228,7 +235,8 @@ public final class LoRATrainer: @unchecked Sendable {
         let scale = c.attentionScale
         let group = c.heads / c.kvHeads
         let d = c.headDim
-        for l in 0..<c.layers {
+        /// Layer `l` on `x` (updated in place); returns what its backward pass reads.
+        func forwardLayer(_ l: Int, _ x: inout [Float]) -> LayerCache {
             let b = model.weights.blocks[l]
             var lc = LayerCache()
             lc.xIn = x
@@ -278,6 +286,12 @@ public final class LoRATrainer: @unchecked Sendable {
             lc.act = act
             let down = linear(l, .down, act, rows: T, cache: &lc)
             for i in 0..<(T * h) { x[i] += down[i] }
+            return lc
+        }
+        for l in 0..<c.layers {
+            var lc = forwardLayer(l, &x)
+            if grads == nil { continue }
+            if checkpointing { lc = LayerCache(xIn: lc.xIn) }
             caches.append(lc)
         }
         let (xf, rf) = LoRATrainer.rmsnorm(x, model.weights.outputNorm, rows: T, width: h, eps: c.rmsEps)
@@ -357,7 +371,12 @@ public final class LoRATrainer: @unchecked Sendable {
 
         for l in stride(from: c.layers - 1, through: 0, by: -1) {
             let b = model.weights.blocks[l]
-            let lc = caches[l]
+            var lc = caches[l]
+            if checkpointing {
+                var xr = lc.xIn
+                lc = forwardLayer(l, &xr)
+            }
+            caches[l] = LayerCache()  // this layer's activations are not needed again
             // Feed-forward: x += down(silu(g)·u)
             let dAct = linearBackward(l, .down, input: lc.act, dy: dx, rows: T, cache: lc)
             var dg = [Float](repeating: 0, count: T * f), du = [Float](repeating: 0, count: T * f)

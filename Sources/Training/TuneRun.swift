@@ -136,6 +136,10 @@ public struct TuneState: Codable, Sendable {
 /// epoch (PEFT adapter + AdamW moments + state), validation loss each epoch, resume.
 public final class TuneRun {
     public let trainer: LoRATrainer
+    /// Recompute each layer's activations in the backward pass instead of keeping them
+    /// (`LoRATrainer.lossAndGradients(checkpointing:)`): less memory, about a third more time,
+    /// identical results, so it is a setting of the run and not saved with the hyper-parameters.
+    public var gradientCheckpointing = false
     public let params: LoRAParameters
     public let options: TuneOptions
     var m: [Float], v: [Float]
@@ -185,7 +189,7 @@ public final class TuneRun {
         try grads.withUnsafeMutableBufferPointer { gp in
             for e in batch {
                 loss += try trainer.lossAndGradients(tokens: e.tokens, mask: e.mask, params: params, grads: gp.baseAddress!,
-                                                     gradScale: 1 / Float(count)).loss
+                                                     gradScale: 1 / Float(count), checkpointing: gradientCheckpointing).loss
             }
         }
         return (loss, count)
