@@ -145,6 +145,12 @@ final class TuneCommandTests: XCTestCase {
         }
         r = steward(["run", "--model", "smollm2-135m-instruct", "--adapter", out, "--temperature", "0", "-n", "8", "--prompt", "What is 2 plus 3?"])
         XCTAssertEqual(r.code, 0, r.err)
+        // Gradient checkpointing changes memory, not the result: the very same adapter bytes.
+        r = steward(["tune", "--model", "smollm2-135m-instruct", "--data", data, "--out", out + "-gc", "--epochs", "1", "--batch", "4",
+                     "--lr", "2e-3", "--targets", "q,v", "--gradient-checkpointing"])
+        XCTAssertEqual(r.code, 0, r.err)
+        XCTAssertEqual(FileManager.default.contents(atPath: out + "-gc/adapter_model.safetensors"),
+                       FileManager.default.contents(atPath: out + "/adapter_model.safetensors"))
         r = steward(["tune", "--model", "smollm2-135m-instruct", "--data", data, "--out", out + "2", "--targets", "q,x"])
         XCTAssertEqual(r.code, 1)
         XCTAssertTrue(r.err.contains("--targets"), r.err)
