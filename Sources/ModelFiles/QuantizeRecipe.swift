@@ -2,11 +2,16 @@
 /// matrix, or a mixed recipe in the manner of llama.cpp's `_M` files (most matrices in the base
 /// K-quant, the tensors most sensitive to error in Q6_K).
 ///
-/// Rules, in order:
+/// Rules, in order (llama.cpp's `llama-quantize` defaults for the same file types):
 /// - tensors that are not 2-D weight matrices (norms, biases, vectors) are kept as they are;
-/// - the mixed recipes put `output.weight` (or `token_embd.weight` when the model ties its
-///   output to the embedding) in Q6_K, and `attn_v` / `ffn_down` in Q6_K on the first and
-///   last eighth of the layers and every third layer in between; everything else in the base;
+/// - for every quantized type, `output.weight` (or `token_embd.weight` when the model ties its
+///   output to the embedding) goes to Q6_K — Q8_0 stays Q8_0, and rows that are not whole blocks
+///   of the base type take Q8_0;
+/// - Q4_K (llama.cpp's Q4_K_S) gives `attn_v` of the first four layers and `ffn_down` of the
+///   first eighth Q5_K;
+/// - the mixed recipes put `attn_v` / `ffn_down` in Q6_K on the first and last eighth of the
+///   layers and every third layer in between; everything else in the base;
+/// - `pure` turns all of the above off (llama-quantize --pure): every matrix in the one type;
 /// - a K-quant needs rows of whole 256-value super-blocks: a matrix whose rows are not
 ///   (SmolLM2's 576-wide projections, for one) falls back to the nearest 32-block type —
 ///   Q4_K → Q5_0, Q5_K → Q5_1, Q6_K → Q8_0 — as llama.cpp does; a row that is not even whole
@@ -18,7 +23,9 @@ public struct QuantizeRecipe: Sendable, Equatable {
         case mixed(GGMLType)
     }
     public var kind: Kind
-    public init(_ kind: Kind) { self.kind = kind }
+    /// Every matrix in the one type, with no output or per-layer rules (llama-quantize --pure).
+    public var pure: Bool
+    public init(_ kind: Kind, pure: Bool = false) { self.kind = kind; self.pure = pure }
 
     /// The recipe names `steward quantize --type` accepts.
     public static let names: [String: QuantizeRecipe] = {
@@ -87,17 +94,23 @@ public struct QuantizeRecipe: Sendable, Equatable {
     /// `tiedOutput` is true when the file has no `output.weight`.
     public func type(for info: GGUFTensorInfo, layers: Int, tiedOutput: Bool) -> GGMLType? {
         guard info.dims.count == 2, let width = info.dims.first else { return nil }
+        let name = info.name
+        let isOutput = name == "output.weight" || (tiedOutput && name == "token_embd.weight")
+        let layer = Self.layer(of: name)
         var want: GGMLType
         switch kind {
         case let .uniform(t): want = t
-        case let .mixed(base):
-            want = base
-            let name = info.name
-            if name == "output.weight" || (tiedOutput && name == "token_embd.weight") {
+        case let .mixed(base): want = base
+        }
+        if !pure, want.blockSize > 1 {
+            if isOutput {
+                if width % want.blockSize != 0 { want = .q8_0 } else if want != .q8_0 { want = .q6_K }
+            } else if case .mixed = kind, name.hasSuffix(".attn_v.weight") || name.hasSuffix(".ffn_down.weight"),
+                      let l = layer, Self.moreBits(layer: l, of: layers) {
                 want = .q6_K
-            } else if name.hasSuffix(".attn_v.weight") || name.hasSuffix(".ffn_down.weight"),
-                      let l = Self.layer(of: name), Self.moreBits(layer: l, of: layers) {
-                want = .q6_K
+            } else if kind == .uniform(.q4_K), let l = layer,
+                      (name.hasSuffix(".attn_v.weight") && l < 4) || (name.hasSuffix(".ffn_down.weight") && l < layers / 8) {
+                want = .q5_K
             }
         }
         if width % want.blockSize != 0 { want = Self.fallback(want) }

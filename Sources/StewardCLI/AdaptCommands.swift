@@ -99,18 +99,21 @@ struct QuantizeCommand: Command {
     let spec = CommandSpec(
         name: "quantize",
         summary: "Re-quantize a GGUF model's weight matrices to another type or a mixed recipe, keeping metadata and tokenizer.",
-        usage: "steward quantize IN.gguf OUT.gguf --type \(QuantizeCommand.typeList)",
+        usage: "steward quantize IN.gguf OUT.gguf --type \(QuantizeCommand.typeList) [--pure]",
         options: [
             .value("--type", valueName: "TYPE", help: "Type of the 2-D weight tensors, or a mixed recipe (q4_k_m, q5_k_m); norms and other vectors are kept."),
+            .flag("--pure", help: "Every matrix in TYPE: no q6_k output, no per-layer rules (llama-quantize --pure)."),
             .flag("--override-license", help: "Quantize although the policy denies it (only when licenses.allow_override; recorded)."),
             GovernanceCLI.policyOption,
             GovernanceCLI.dbOption,
         ],
         discussion: """
         The input's licence is checked against the deployment policy for the 'quantize' derivative first.
-        Each matrix is dequantized to f32 and quantized to its type. q4_k_m / q5_k_m mix types as llama.cpp's
-        Q4_K_M / Q5_K_M do: output (or the tied embedding), and attn_v / ffn_down on the first and last eighth of
-        the layers and every third between, in q6_k; the rest in the base K-quant. K-quants need rows of 256
+        Each matrix is dequantized to f32 and quantized to its type, with llama-quantize's default rules: for every
+        quantized type the output (or the tied embedding) goes to q6_k (q8_0 stays q8_0); q4_k (llama.cpp's Q4_K_S)
+        gives attn_v of the first four layers and ffn_down of the first eighth q5_k. q4_k_m / q5_k_m mix types as
+        llama.cpp's Q4_K_M / Q5_K_M do: attn_v / ffn_down on the first and last eighth of the layers and every
+        third between in q6_k, the rest in the base K-quant. --pure turns these rules off. K-quants need rows of 256
         values: narrower matrices fall back to q5_0 (for q4_k), q5_1 (q5_k) or q8_0 (q6_k). From a quantized
         model this re-quantizes what is already lossy (a warning says so): start from F32/F16/BF16 when you can.
         """
@@ -120,9 +123,11 @@ struct QuantizeCommand: Command {
         guard a.positionals.count == 2 else { throw UsageError("give the input and output files: steward quantize IN.gguf OUT.gguf --type TYPE") }
         let (input, out) = (try ModelLocator.resolve(a.positionals[0]), a.positionals[1])
         let typeName = try a.require("--type")
-        guard let recipe = QuantizeRecipe.named(typeName) else {
+        guard var recipe = QuantizeRecipe.named(typeName) else {
             throw UsageError("--type \(typeName) is not writable (writable: \(QuantizeRecipe.names.keys.sorted().joined(separator: ", ")))")
         }
+        recipe.pure = a.flag("--pure")
+        if recipe.pure, case .mixed = recipe.kind { throw UsageError("--pure takes a single type, not the mixed recipe \(typeName)") }
         guard !FileManager.default.fileExists(atPath: out) else { throw UsageError("\(out) exists; give a new output path") }
         let store = try GovernanceCLI.store(a)
         try GovernanceCLI.checkDerivative(a, .quantize, model: try store.resolve(input)?.name ?? input, store: store)

@@ -123,6 +123,37 @@ final class AdaptCommandTests: XCTestCase {
         XCTAssertEqual(pk, base8, accuracy: base8 * 0.06)
         r = steward(["quantize", "smollm2-135m-instruct", out, "--type", "q8_0"])
         XCTAssertEqual(r.code, 2, "an existing output is refused")
+        r = steward(["quantize", "smollm2-135m-instruct", dir.path + "/p.gguf", "--type", "q4_k_m", "--pure"])
+        XCTAssertEqual(r.code, 2, "--pure takes a single type")
+    }
+
+    /// The real SmolLM2 file (Q4_1 matrices, Q8_0 tied embedding) dequantized to F32 and
+    /// quantized back with `--type q4_1`: llama-quantize's output rule gives the embedding Q8_0
+    /// again, and every tensor comes back byte for byte (a value on a Q4_1 or Q8_0 grid re-finds
+    /// the same scale, minimum and codes). `--pure` puts the embedding in Q4_1 too.
+    func testDequantizeQuantizeRoundTripIsExact() throws {
+        let dir = try makeTemporaryDirectory("roundtrip")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let f32 = dir.path + "/f32.gguf", back = dir.path + "/back.gguf", pure = dir.path + "/pure.gguf"
+        var r = steward(["quantize", "smollm2-135m-instruct", f32, "--type", "f32"])
+        XCTAssertEqual(r.code, 0, r.err)
+        r = steward(["quantize", f32, back, "--type", "q4_1"])
+        XCTAssertEqual(r.code, 0, r.err)
+        XCTAssertTrue(r.out.contains("210 Q4_1, 1 Q8_0"), r.out)
+        let original = try GGUFFile(path: try TestPaths.model("smollm2-135m-instruct"))
+        let again = try GGUFFile(path: back)
+        XCTAssertEqual(again.tensors.count, original.tensors.count)
+        var differing: [String] = []
+        for t in original.tensors {
+            guard let u = again.tensor(named: t.name), u.type == t.type, u.dims == t.dims,
+                  FileDigest.sha256(again.data(of: u)) == FileDigest.sha256(original.data(of: t)) else { differing.append(t.name); continue }
+        }
+        XCTAssertEqual(differing, [], "tensors not reproduced exactly")
+        XCTAssertEqual(again.metadata["general.file_type"]?.intValue, original.metadata["general.file_type"]?.intValue)
+        try? FileManager.default.removeItem(atPath: back)
+        r = steward(["quantize", f32, pure, "--type", "q4_1", "--pure"])
+        XCTAssertEqual(r.code, 0, r.err)
+        XCTAssertEqual(try GGUFFile(path: pure).tensor(named: "token_embd.weight")?.type, .q4_1)
     }
 }
 
