@@ -18,15 +18,26 @@ public enum GGUFRewrite {
         let replaced = Set(extraMetadata.map(\.0))
         for (k, v) in base.metadataPairs where !replaced.contains(k) { w.addMetadata(k, v) }
         for (k, v) in extraMetadata { w.addMetadata(k, v) }
+        // Each tensor is dequantized, updated and quantized when the writer reaches it, so only
+        // one is in memory at a time (progress is reported then too).
+        let total = base.tensors.count
         for (i, info) in base.tensors.enumerated() {
-            progress?(i + 1, base.tensors.count, info.name)
             guard let step = try plan(info) else {
-                w.addTensor(name: info.name, type: info.type, dims: info.dims, bytes: TensorBytes(borrowing: base.data(of: info), keepingAlive: base))
+                w.addTensor(name: info.name, type: info.type, dims: info.dims, bytes: TensorBytes(count: info.byteCount) {
+                    progress?(i + 1, total, info.name)
+                    return Array(base.data(of: info))
+                })
                 continue
             }
-            var values = try base.dequantized(info)
-            try step.update?(&values)
-            w.addTensor(name: info.name, type: step.type, dims: info.dims, bytes: TensorBytes(try quantize(step.type, values)))
+            guard let size = step.type.byteCount(elements: info.elementCount) else {
+                throw ModelFileError.invalidArgument("\(info.name): \(info.elementCount) values are not whole \(step.type.name) blocks")
+            }
+            w.addTensor(name: info.name, type: step.type, dims: info.dims, bytes: TensorBytes(count: size) {
+                progress?(i + 1, total, info.name)
+                var values = try base.dequantized(info)
+                try step.update?(&values)
+                return try quantize(step.type, values)
+            })
         }
         try w.write(to: path)
     }

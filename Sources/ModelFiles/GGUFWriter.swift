@@ -5,14 +5,23 @@ import Darwin
 #endif
 import Foundation
 
-/// The bytes of one tensor handed to a writer: either owned, or borrowed from memory (usually
-/// another file's mmap) that `owner` keeps alive, so converting a model need not copy every tensor.
+/// The bytes of one tensor handed to a writer: owned; borrowed from memory (usually another
+/// file's mmap) that `owner` keeps alive, so converting a model need not copy every tensor; or
+/// produced when the writer reaches the tensor, so a whole model is never held in memory (the
+/// size is known up front for the header).
 public struct TensorBytes: @unchecked Sendable {
     enum Storage {
         case owned([UInt8])
         case borrowed(UnsafeRawBufferPointer, owner: AnyObject)
+        case deferred(count: Int, produce: () throws -> [UInt8])
     }
     let storage: Storage
+
+    /// Bytes made by `produce` while the file is written, one tensor at a time; it must return
+    /// exactly `count` bytes. Its errors abort the write (nothing is left behind).
+    public init(count: Int, producing produce: @escaping () throws -> [UInt8]) {
+        storage = .deferred(count: count, produce: produce)
+    }
 
     public init(_ bytes: [UInt8]) { storage = .owned(bytes) }
 
@@ -31,15 +40,28 @@ public struct TensorBytes: @unchecked Sendable {
         switch storage {
         case let .owned(a): return a.count
         case let .borrowed(b, _): return b.count
+        case let .deferred(n, _): return n
         }
     }
 
-    public func withUnsafeBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
+    /// The bytes, made now if they are deferred.
+    public func resolved() throws -> TensorBytes {
+        guard case let .deferred(n, produce) = storage else { return self }
+        let bytes = try produce()
+        guard bytes.count == n else {
+            throw ModelFileError.invalidArgument("a tensor produced \(bytes.count) bytes where \(n) were announced")
+        }
+        return TensorBytes(bytes)
+    }
+
+    /// Calls `body` with the bytes (a deferred tensor is produced first).
+    public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
         switch storage {
         case let .owned(a): return try withRawBytes(a, body)
         case let .borrowed(b, owner):
             defer { withExtendedLifetime(owner) {} }
             return try body(b)
+        case .deferred: return try resolved().withUnsafeBytes(body)
         }
     }
 }
@@ -204,17 +226,20 @@ public struct GGUFWriter: Sendable {
 
     static func padded(_ n: Int, to align: Int) -> Int { (n + align - 1) / align * align }
 
-    /// Validates, then writes the file atomically with mode 0644.
-    public func write(to path: String) throws(ModelFileError) {
+    /// Validates, then writes the file atomically with mode 0644. Deferred tensors are produced
+    /// here, in order, each dropped once written; an error from one (or from the disk) removes
+    /// the temporary file and is rethrown as it came.
+    public func write(to path: String) throws {
         try validate()
         let align = alignment
         let (header, _) = layout()
         let file = try AtomicFileWriter(path: path)
-        do throws(ModelFileError) {
+        do {
             try withRawBytes(header) { (b) throws(ModelFileError) in try file.write(b) }
             for t in tensors {
-                try t.bytes.withUnsafeBytes { (b) throws(ModelFileError) in try file.write(b) }
-                try file.writeZeros(Self.padded(t.bytes.count, to: align) - t.bytes.count)
+                let bytes = try t.bytes.resolved()
+                try bytes.withUnsafeBytes { b in try file.write(b) }
+                try file.writeZeros(Self.padded(bytes.count, to: align) - bytes.count)
             }
             try file.commit()
         } catch {

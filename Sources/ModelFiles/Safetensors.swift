@@ -338,16 +338,17 @@ public struct SafetensorsWriter: Sendable {
         return out.bytes
     }
 
-    /// Validates, then writes the file atomically with mode 0644.
-    public func write(to path: String) throws(ModelFileError) {
+    /// Validates, then writes the file atomically with mode 0644 (deferred tensors are produced
+    /// one at a time as they are reached).
+    public func write(to path: String) throws {
         try validate()
         let ordered = orderedTensors
         let head = header(for: ordered)
         let file = try AtomicFileWriter(path: path)
-        do throws(ModelFileError) {
+        do {
             try withRawBytes(head) { (b) throws(ModelFileError) in try file.write(b) }
             for t in ordered {
-                try t.bytes.withUnsafeBytes { (b) throws(ModelFileError) in try file.write(b) }
+                try t.bytes.withUnsafeBytes { b in try file.write(b) }
             }
             try file.commit()
         } catch {

@@ -275,19 +275,23 @@ public enum HFConvert {
         for (k, v) in extraMetadata { w.addMetadata(k, v) }
         w.addMetadata("general.quantization_version", .uint32(2))  // llama.cpp writes it for every type
 
+        // Each tensor is read, permuted and converted when the writer reaches it: one tensor in
+        // memory at a time, whatever the model's size.
         var permuted = 0
         for (i, (hf, gg, shape, permHeads)) in plan.enumerated() {
-            progress?(i + 1, plan.count, gg)
             let (st, _) = source[hf]!
-            var values = try st.floats(named: hf)
-            if let h = permHeads {
-                values = LoRAAdapter.permuteRows(values, rows: shape[0], cols: shape[1], heads: h)
-                permuted += 1
-            }
             let dims = Array(shape.reversed())
             var t: GGMLType = shape.count == 1 ? .f32 : type
             if t.blockSize > 1, dims[0] % t.blockSize != 0 { t = .f16 }  // llama.cpp falls back too
-            w.addTensor(name: gg, type: t, dims: dims, bytes: TensorBytes(try quantize(t, values)))
+            guard let size = t.byteCount(elements: shape.reduce(1, *)) else { throw Error("tensor \(hf): \(shape) does not fit \(t.name) blocks") }
+            if permHeads != nil { permuted += 1 }
+            let outType = t
+            w.addTensor(name: gg, type: t, dims: dims, bytes: TensorBytes(count: size) {
+                progress?(i + 1, plan.count, gg)
+                var values = try st.floats(named: hf)
+                if let h = permHeads { values = LoRAAdapter.permuteRows(values, rows: shape[0], cols: shape[1], heads: h) }
+                return try quantize(outType, values)
+            })
         }
         try w.write(to: path)
         return Report(tensors: plan.count, permuted: permuted, preTokenizer: tok.pre, vocabSize: vocab)
