@@ -34,11 +34,39 @@ public enum GGUFRewrite {
             }
             w.addTensor(name: info.name, type: step.type, dims: info.dims, bytes: TensorBytes(count: size) {
                 progress?(i + 1, total, info.name)
+                guard let update = step.update else { return try requantize(base, info, to: step.type, size: size) }
                 var values = try base.dequantized(info)
-                try step.update?(&values)
+                try update(&values)
                 return try quantize(step.type, values)
             })
         }
         try w.write(to: path)
+    }
+
+    /// `info` re-quantized to `type` a block of rows at a time (about 1M values of f32 scratch),
+    /// so a large embedding never exists in f32 whole. Every row is whole blocks of both types
+    /// and each block is quantized on its own, so the bytes are those of the whole-tensor path.
+    static func requantize(_ base: GGUFFile, _ info: GGUFTensorInfo, to type: GGMLType, size: Int) throws -> [UInt8] {
+        let width = info.dims.first ?? 1
+        let rows = info.elementCount / max(width, 1)
+        guard let rowBytes = type.byteCount(elements: width) else {
+            throw ModelFileError.invalidArgument("\(info.name): rows of \(width) values are not whole \(type.name) blocks")
+        }
+        let step = max(1, (1 << 20) / max(width, 1))
+        var out = [UInt8](repeating: 0, count: size)
+        var scratch = [Float](repeating: 0, count: min(rows, step) * width)
+        var r = 0
+        while r < rows {
+            let n = min(step, rows - r)
+            try scratch.withUnsafeMutableBufferPointer { sp in
+                try base.dequantizeRows(of: info, r..<(r + n), into: sp.baseAddress!)
+                try out.withUnsafeMutableBytes { op in
+                    try Quantize.rows(type, UnsafeBufferPointer(rebasing: sp[0..<(n * width)]),
+                                      into: UnsafeMutableRawBufferPointer(rebasing: op[(r * rowBytes)..<((r + n) * rowBytes)]))
+                }
+            }
+            r += n
+        }
+        return out
     }
 }
