@@ -99,6 +99,20 @@ final class KQuantTests: XCTestCase {
         XCTAssertEqual(back[0], 0.25, accuracy: 0.25 * 0.002)
     }
 
+    /// Re-quantizing a block of rows at a time (GGUFRewrite.requantize, what quantize uses)
+    /// gives the bytes of quantizing the whole tensor at once: SmolLM2's 49152-row embedding
+    /// (blocks of 1820 rows) to Q8_0 and Q5_0 (the 576-wide rows take no K-quant), and Q6_K
+    /// on a 1536-wide ffn_down.
+    func testRowBlockRequantizeEqualsWholeTensor() throws {
+        let f = try GGUFFile(path: try TestPaths.model("smollm2-135m-instruct"))
+        for (name, type) in [("token_embd.weight", GGMLType.q8_0), ("token_embd.weight", .q5_0), ("blk.0.ffn_down.weight", .q6_K)] {
+            let info = try XCTUnwrap(f.tensor(named: name))
+            let size = try XCTUnwrap(type.byteCount(elements: info.elementCount))
+            let whole = try quantize(type, try f.dequantized(info))
+            XCTAssertEqual(try GGUFRewrite.requantize(f, info, to: type, size: size), whole, "\(name) → \(type.name)")
+        }
+    }
+
     func testRecipeTypes() throws {
         func info(_ name: String, _ dims: [Int]) -> GGUFTensorInfo { GGUFTensorInfo(name: name, type: .f16, dims: dims, fileOffset: 0, byteCount: 0) }
         let m = try XCTUnwrap(QuantizeRecipe.named("Q4_K_M"))
