@@ -330,62 +330,36 @@ CK_AVX2 float ck_dot_q6_K_avx2(int64_t n, const void *vx, const void *vy) {
     return hsum_ps(acc);
 }
 
-CK_AVX2 float ck_dot_f16_avx2(int64_t n, const void *vx, const void *vy) {
-    const uint16_t *x = vx;
-    const float *y = vy;
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    int64_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        a0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i))), _mm256_loadu_ps(y + i), a0);
-        a1 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i + 8))), _mm256_loadu_ps(y + i + 8), a1);
-        a2 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i + 16))), _mm256_loadu_ps(y + i + 16), a2);
-        a3 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i + 24))), _mm256_loadu_ps(y + i + 24), a3);
-    }
-    for (; i + 8 <= n; i += 8)
-        a0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i))), _mm256_loadu_ps(y + i), a0);
-    float s = hsum_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-    for (; i < n; i++) s += hf(x[i]) * y[i];
-    return s;
-}
-
-// bf16 weights · f32 activations: each bf16 widens exactly (a 16-bit shift into a float's top half).
+// Float-like weights (f16, bf16, f32) · f32 activations: widen 8 weights, FMA into four
+// accumulators 32 at a time, then 8 at a time into the first, fold, and the tail in scalar.
+static inline CK_AVX2 __m256 f16x8(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
+// bf16 widens exactly: a 16-bit shift into a float's top half.
 static inline CK_AVX2 __m256 bf16x8(const uint16_t *p) {
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
 }
+static inline float f32_1(float v) { return v; }
 
-CK_AVX2 float ck_dot_bf16_avx2(int64_t n, const void *vx, const void *vy) {
-    const uint16_t *x = vx;
-    const float *y = vy;
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    int64_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        a0 = _mm256_fmadd_ps(bf16x8(x + i), _mm256_loadu_ps(y + i), a0);
-        a1 = _mm256_fmadd_ps(bf16x8(x + i + 8), _mm256_loadu_ps(y + i + 8), a1);
-        a2 = _mm256_fmadd_ps(bf16x8(x + i + 16), _mm256_loadu_ps(y + i + 16), a2);
-        a3 = _mm256_fmadd_ps(bf16x8(x + i + 24), _mm256_loadu_ps(y + i + 24), a3);
+#define CK_WIDE_DOT(NAME, T, LOAD8, WIDEN1)                                                   \
+    CK_AVX2 float NAME(int64_t n, const void *vx, const void *vy) {                           \
+        const T *x = vx;                                                                      \
+        const float *y = vy;                                                                  \
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                           \
+        int64_t i = 0;                                                                        \
+        for (; i + 32 <= n; i += 32) {                                                        \
+            a0 = _mm256_fmadd_ps(LOAD8(x + i), _mm256_loadu_ps(y + i), a0);                   \
+            a1 = _mm256_fmadd_ps(LOAD8(x + i + 8), _mm256_loadu_ps(y + i + 8), a1);           \
+            a2 = _mm256_fmadd_ps(LOAD8(x + i + 16), _mm256_loadu_ps(y + i + 16), a2);         \
+            a3 = _mm256_fmadd_ps(LOAD8(x + i + 24), _mm256_loadu_ps(y + i + 24), a3);         \
+        }                                                                                     \
+        for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(LOAD8(x + i), _mm256_loadu_ps(y + i), a0); \
+        float s = hsum_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));      \
+        for (; i < n; i++) s += WIDEN1(x[i]) * y[i];                                          \
+        return s;                                                                             \
     }
-    for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(bf16x8(x + i), _mm256_loadu_ps(y + i), a0);
-    float s = hsum_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-    for (; i < n; i++) s += bf2f(x[i]) * y[i];
-    return s;
-}
 
-CK_AVX2 float ck_dot_f32_avx2(int64_t n, const void *vx, const void *vy) {
-    const float *x = vx;
-    const float *y = vy;
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    int64_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), a0);
-        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), _mm256_loadu_ps(y + i + 8), a1);
-        a2 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 16), _mm256_loadu_ps(y + i + 16), a2);
-        a3 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 24), _mm256_loadu_ps(y + i + 24), a3);
-    }
-    for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), a0);
-    float s = hsum_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-    for (; i < n; i++) s += x[i] * y[i];
-    return s;
-}
+CK_WIDE_DOT(ck_dot_f16_avx2, uint16_t, f16x8, hf)
+CK_WIDE_DOT(ck_dot_bf16_avx2, uint16_t, bf16x8, bf2f)
+CK_WIDE_DOT(ck_dot_f32_avx2, float, _mm256_loadu_ps, f32_1)
 
 // ---- dispatch ------------------------------------------------------------------------------
 
