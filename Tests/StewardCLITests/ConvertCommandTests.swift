@@ -221,6 +221,48 @@ final class ConvertCommandTests: XCTestCase {
         }
     }
 
+    /// An adapter `steward tune` trained on the converted model (Tests/Fixtures/convert/tiny-tuned,
+    /// PEFT format) means the same to PEFT itself and, after llama.cpp's convert_lora_to_gguf.py
+    /// (tiny-tuned-lora.gguf), to Steward's GGUF LoRA reader: logits against PEFT on transformers
+    /// (scripts/make-adapter-interop-reference), and the trained greedy continuation.
+    func testTunedAdapterMatchesPEFTAndLlamaCppsConversion() throws {
+        let ref = try XCTUnwrap(TestPaths.loadJSON(TestPaths.fixture("convert/tiny-tuned-reference.json")) as? [String: Any])
+        let ids = try XCTUnwrap(ref["ids"] as? [Int]).map(Int32.init)
+        let want = try XCTUnwrap(ref["first32"] as? [Double]).map(Float.init)
+        let baseWant = try XCTUnwrap(ref["base_first32"] as? [Double]).map(Float.init)
+        let prompt = try XCTUnwrap(ref["prompt"] as? [Int]).map(Int32.init)
+        let greedyWant = try XCTUnwrap(ref["greedy"] as? [Int]).map(Int32.init)
+        let effect = zip(want, baseWant).map { abs($0 - $1) }.max() ?? 0
+        XCTAssertGreaterThan(effect, 1, "the adapter moves the logits by whole units")
+        try withStewardHome("convert-adapter") { home in
+            let out = home.path + "/tiny.gguf"
+            XCTAssertEqual(convert(to: out, ["--type", "f32"]).code, 0)
+            let model = try DecoderModel(file: try GGUFFile(path: out), threads: 2)
+            for path in ["convert/tiny-tuned", "convert/tiny-tuned-lora.gguf"] {
+                let adapter = try LoRAAdapter.load(TestPaths.fixture(path), for: model.config)
+                XCTAssertEqual(adapter.targets.count, 7, path)
+                let cache = model.makeCache(capacity: 32)
+                cache.adapters = [LoRAUse(adapter)]
+                let logits = try model.forward(tokens: ids, cache: cache)
+                let d = zip(logits.prefix(32), want).map { abs($0 - $1) }.max() ?? .infinity
+                XCTAssertLessThanOrEqual(d, Self.f32Tolerance, "\(path): max |Δlogit| vs PEFT")
+                XCTAssertEqual(logits.indices.max { logits[$0] < logits[$1] }, ref["argmax"] as? Int, path)
+                print("tuned adapter \(path): max |Δlogit| vs PEFT \(d) (adapter effect \(effect))")
+
+                let g = model.makeCache(capacity: 32)
+                g.adapters = [LoRAUse(adapter)]
+                var row = try model.forward(tokens: prompt, cache: g)
+                var greedy: [Int32] = []
+                for _ in greedyWant {
+                    let next = Int32(row.indices.max { row[$0] < row[$1] } ?? 0)
+                    greedy.append(next)
+                    row = try model.forward(tokens: [next], cache: g)
+                }
+                XCTAssertEqual(greedy, greedyWant, "\(path): PEFT's greedy continuation (\(ref["greedy_text"] ?? ""))")
+            }
+        }
+    }
+
     /// A "<bos> $A" post-processor (Llama 3's tokenizer.json) sets add_bos_token, as gguf-py
     /// reads it; tokenizer_config's add_bos_token overrides it.
     func testPostProcessorDecidesBOS() throws {
