@@ -5,6 +5,34 @@ import ModelFiles
 import XCTest
 
 final class TileTests: XCTestCase {
+    /// The Q5_0 and Q4_1 prompt tiles sum each (row, token) exactly as the decode kernel does:
+    /// bitwise equal to ck_vec_dot, for 13 tokens (Q5_0 takes its pre-unpacked path from 8 on)
+    /// and 11 rows (tails on both sides), 640 columns as in Gemma's projections.
+    func testQ5_0AndQ4_1TilesAreBitwiseTheDecodeDot() throws {
+        try XCTSkipUnless(cpuHasAVX2, "no AVX2 on this CPU")
+        var r = Rand(21)
+        for type in [GGMLType.q5_0, .q4_1] {
+            let cols = 640, rows = 11, tokens = 13
+            let w = (0..<rows).flatMap { _ in randomRow(type, cols, &r) }
+            let rowBytes = w.count / rows
+            let acts = (0..<tokens).map { _ in quantizeActivation(for: type, r.floats(cols, scale: 2), simd: true) }
+            let a = acts.flatMap { $0 }
+            var out = [Float](repeating: .nan, count: rows * tokens)
+            w.withUnsafeBytes { wp in a.withUnsafeBytes { ap in
+                ck_vec_dot_tile(Int32(type.rawValue), Int64(cols), wp.baseAddress, rowBytes, Int64(rows),
+                                ap.baseAddress, acts[0].count, Int64(tokens), &out, Int64(rows))
+            } }
+            for t in 0..<tokens {
+                for row in 0..<rows {
+                    let want = Array(w[(row * rowBytes)..<((row + 1) * rowBytes)]).withUnsafeBytes { wp in
+                        acts[t].withUnsafeBytes { ck_vec_dot(Int32(type.rawValue), Int64(cols), wp.baseAddress, $0.baseAddress) }
+                    }
+                    XCTAssertEqual(out[t * rows + row].bitPattern, want.bitPattern, "\(type) token \(t) row \(row)")
+                }
+            }
+        }
+    }
+
     /// The 4-row × 4-token prefill tiles against the scalar dot of every (row, token), with row
     /// and token counts that leave tails on both sides.
     func testTileMatchesScalarDots() {
