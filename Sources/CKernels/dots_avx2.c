@@ -663,47 +663,13 @@ static inline float hsum_pair_row(const float *l, const float *h) {
     return ((h[0] + l[0]) + (h[2] + l[2])) + ((h[1] + l[1]) + (h[3] + l[3]));
 }
 
-// 2 weight rows × 4 tokens of Q5_0, each (row, token) summed exactly as ggml_vec_dot_q5_0_q8_0:
-// its 8 lanes (4 adjacent products each) are the low half of a row's lo accumulator (lanes
-// 0..3) and of its hi accumulator (lanes 4..7), so two rows share every maddubs, madd, convert
-// and FMA without mixing; hsum_pair_row folds each row as hsum_float_8 does.
-static CK_AVX2 void tile2x4_q5_0(int64_t n, const uint8_t *w, size_t wstride, const uint8_t *a, size_t astride,
-                                 float *out, int64_t os) {
-    __m256 lacc[NT], hacc[NT];
-    for (int t = 0; t < NT; t++) { lacc[t] = _mm256_setzero_ps(); hacc[t] = _mm256_setzero_ps(); }
-    const __m256i ones = _mm256_set1_epi16(1);
-    for (int64_t i = 0; i < n / QK; i++) {
-        const blk_q5_0 *ra = &WROW(0, blk_q5_0)[i], *rb = &WROW(1, blk_q5_0)[i];
-        __m256i lo, hi;
-        q5_0_pair_signed(ra, rb, &lo, &hi);
-        const __m256i alo = _mm256_sign_epi8(lo, lo), ahi = _mm256_sign_epi8(hi, hi);
-        const __m256 dpair = _mm256_set_m128(_mm_set1_ps(hf(rb->d)), _mm_set1_ps(hf(ra->d)));
-        for (int t = 0; t < NT; t++) {
-            const blk_q8_0 *y = ACT(t, blk_q8_0) + i;
-            const __m256i ylo = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)y->qs));
-            const __m256i yhi = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(y->qs + 16)));
-            const __m256 sc = _mm256_mul_ps(dpair, _mm256_set1_ps(hf(y->d)));
-            const __m256 pl = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(alo, _mm256_sign_epi8(ylo, lo)), ones));
-            const __m256 ph = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(ahi, _mm256_sign_epi8(yhi, hi)), ones));
-            lacc[t] = _mm256_fmadd_ps(sc, pl, lacc[t]);
-            hacc[t] = _mm256_fmadd_ps(sc, ph, hacc[t]);
-        }
-    }
-    for (int t = 0; t < NT; t++) {
-        float L[8], H[8];
-        _mm256_storeu_ps(L, lacc[t]);
-        _mm256_storeu_ps(H, hacc[t]);
-        for (int k = 0; k < 2; k++) out[t * os + k] = hsum_pair_row(L + 4 * k, H + 4 * k);
-    }
-}
-
-// Two Q5_0 rows unpacked once for a whole tile of tokens: per block the signed codes in pair
-// layout (lo, hi), their absolute values, and the pair's scales. tile2x4_q5_0_prepared then does
-// exactly tile2x4_q5_0's per-token arithmetic on them, so the results are bitwise the same.
+// Two Q5_0 rows' block i unpacked: the signed codes in pair layout (lo, hi), their absolute
+// values, and the pair's scales. Done once per block and token group, or once per block for a
+// whole tile of tokens (q5_0_prepare_pair); the per-token arithmetic is the same either way.
 typedef struct { __m256i lo, hi, alo, ahi; __m256 dpair; } q5_0_pair_block;
-#define Q5_0_PREP_MAX 256  // blocks (8192 columns); wider rows take the unprepared path
+#define Q5_0_PREP_MAX 256  // blocks (8192 columns) a tile prepares at most; wider rows unpack per group
 
-static CK_AVX2 void q5_0_prepare_pair(int64_t nb, const blk_q5_0 *ra, const blk_q5_0 *rb, q5_0_pair_block *out) {
+static inline CK_AVX2 void q5_0_prepare_pair(int64_t nb, const blk_q5_0 *ra, const blk_q5_0 *rb, q5_0_pair_block *out) {
     for (int64_t i = 0; i < nb; i++) {
         q5_0_pair_signed(&ra[i], &rb[i], &out[i].lo, &out[i].hi);
         out[i].alo = _mm256_sign_epi8(out[i].lo, out[i].lo);
@@ -712,31 +678,50 @@ static CK_AVX2 void q5_0_prepare_pair(int64_t nb, const blk_q5_0 *ra, const blk_
     }
 }
 
-static CK_AVX2 void tile2x4_q5_0_prepared(int64_t nb, const q5_0_pair_block *p, const uint8_t *a, size_t astride,
-                                          float *out, int64_t os) {
-    __m256 lacc[NT], hacc[NT];
-    for (int t = 0; t < NT; t++) { lacc[t] = _mm256_setzero_ps(); hacc[t] = _mm256_setzero_ps(); }
+// Block i of a prepared pair against NT tokens' Q8_0 block i, into their accumulators.
+static inline CK_AVX2 void q5_0_pair_tokens(const q5_0_pair_block *b, const uint8_t *a, size_t astride, int64_t i,
+                                            __m256 *lacc, __m256 *hacc) {
     const __m256i ones = _mm256_set1_epi16(1);
-    for (int64_t i = 0; i < nb; i++) {
-        const __m256i lo = p[i].lo, hi = p[i].hi, alo = p[i].alo, ahi = p[i].ahi;
-        const __m256 dpair = p[i].dpair;
-        for (int t = 0; t < NT; t++) {
-            const blk_q8_0 *y = ACT(t, blk_q8_0) + i;
-            const __m256i ylo = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)y->qs));
-            const __m256i yhi = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(y->qs + 16)));
-            const __m256 sc = _mm256_mul_ps(dpair, _mm256_set1_ps(hf(y->d)));
-            const __m256 pl = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(alo, _mm256_sign_epi8(ylo, lo)), ones));
-            const __m256 ph = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(ahi, _mm256_sign_epi8(yhi, hi)), ones));
-            lacc[t] = _mm256_fmadd_ps(sc, pl, lacc[t]);
-            hacc[t] = _mm256_fmadd_ps(sc, ph, hacc[t]);
-        }
+    for (int t = 0; t < NT; t++) {
+        const blk_q8_0 *y = ACT(t, blk_q8_0) + i;
+        const __m256i ylo = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)y->qs));
+        const __m256i yhi = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(y->qs + 16)));
+        const __m256 sc = _mm256_mul_ps(b->dpair, _mm256_set1_ps(hf(y->d)));
+        const __m256 pl = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(b->alo, _mm256_sign_epi8(ylo, b->lo)), ones));
+        const __m256 ph = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(b->ahi, _mm256_sign_epi8(yhi, b->hi)), ones));
+        lacc[t] = _mm256_fmadd_ps(sc, pl, lacc[t]);
+        hacc[t] = _mm256_fmadd_ps(sc, ph, hacc[t]);
     }
+}
+
+// Each (row, token) of a pair's accumulators folded as ggml folds, plus S[2t + row] when given.
+static inline CK_AVX2 void fold_pair_tokens(const __m256 *lacc, const __m256 *hacc, const float *S, float *out, int64_t os) {
     for (int t = 0; t < NT; t++) {
         float L[8], H[8];
         _mm256_storeu_ps(L, lacc[t]);
         _mm256_storeu_ps(H, hacc[t]);
-        for (int k = 0; k < 2; k++) out[t * os + k] = hsum_pair_row(L + 4 * k, H + 4 * k);
+        for (int k = 0; k < 2; k++) {
+            const float v = hsum_pair_row(L + 4 * k, H + 4 * k);
+            out[t * os + k] = S ? v + S[2 * t + k] : v;
+        }
     }
+}
+
+// 2 weight rows × 4 tokens of Q5_0, each (row, token) summed exactly as ggml_vec_dot_q5_0_q8_0:
+// its 8 lanes (4 adjacent products each) are the low half of a row's lo accumulator (lanes
+// 0..3) and of its hi accumulator (lanes 4..7), so two rows share every maddubs, madd, convert
+// and FMA without mixing; hsum_pair_row folds each row as hsum_float_8 does.
+// `prep` holds the pair's blocks already unpacked, or is NULL to unpack each block here.
+static CK_AVX2 void tile2x4_q5_0(int64_t n, const uint8_t *w, size_t wstride, const q5_0_pair_block *prep,
+                                 const uint8_t *a, size_t astride, float *out, int64_t os) {
+    __m256 lacc[NT], hacc[NT];
+    for (int t = 0; t < NT; t++) { lacc[t] = _mm256_setzero_ps(); hacc[t] = _mm256_setzero_ps(); }
+    for (int64_t i = 0; i < n / QK; i++) {
+        q5_0_pair_block b;
+        if (!prep) q5_0_prepare_pair(1, &WROW(0, blk_q5_0)[i], &WROW(1, blk_q5_0)[i], &b);
+        q5_0_pair_tokens(prep ? &prep[i] : &b, a, astride, i, lacc, hacc);
+    }
+    fold_pair_tokens(lacc, hacc, NULL, out, os);
 }
 
 // 2 weight rows × 4 tokens of Q4_1, each (row, token) summed exactly as ggml_vec_dot_q4_1_q8_1
@@ -768,12 +753,7 @@ static CK_AVX2 void tile2x4_q4_1(int64_t n, const uint8_t *w, size_t wstride, co
     }
     float S[8];
     _mm256_storeu_ps(S, summs);
-    for (int t = 0; t < NT; t++) {
-        float L[8], H[8];
-        _mm256_storeu_ps(L, lacc[t]);
-        _mm256_storeu_ps(H, hacc[t]);
-        for (int k = 0; k < 2; k++) out[t * os + k] = hsum_pair_row(L + 4 * k, H + 4 * k) + S[2 * t + k];
-    }
+    fold_pair_tokens(lacc, hacc, S, out, os);
 }
 
 void ck_vec_dot_tile(int type, int64_t n, const void *vw, size_t wstride, int64_t nrows, const void *va,
@@ -797,15 +777,12 @@ void ck_vec_dot_tile(int type, int64_t n, const void *vw, size_t wstride, int64_
         for (; r + 2 <= nrows; r += 2) {
             const uint8_t *wr = w + (size_t)r * wstride;
             int64_t t = 0;
-            if (type == CK_Q5_0 && ntok >= 2 * NT && n / QK <= Q5_0_PREP_MAX) {
-                // Unpack the two rows once for all of this tile's tokens.
-                q5_0_pair_block prep[Q5_0_PREP_MAX];
-                q5_0_prepare_pair(n / QK, (const blk_q5_0 *)wr, (const blk_q5_0 *)(wr + wstride), prep);
-                for (; t + NT <= ntok; t += NT)
-                    tile2x4_q5_0_prepared(n / QK, prep, a + (size_t)t * astride, astride, out + t * os + r, os);
-            }
+            // Q5_0: unpack the two rows once for all of this tile's tokens when there are several groups.
+            q5_0_pair_block prep[Q5_0_PREP_MAX];
+            const int prepared = type == CK_Q5_0 && ntok >= 2 * NT && n / QK <= Q5_0_PREP_MAX;
+            if (prepared) q5_0_prepare_pair(n / QK, (const blk_q5_0 *)wr, (const blk_q5_0 *)(wr + wstride), prep);
             for (; t + NT <= ntok; t += NT) {
-                if (type == CK_Q5_0) tile2x4_q5_0(n, wr, wstride, a + (size_t)t * astride, astride, out + t * os + r, os);
+                if (type == CK_Q5_0) tile2x4_q5_0(n, wr, wstride, prepared ? prep : NULL, a + (size_t)t * astride, astride, out + t * os + r, os);
                 else tile2x4_q4_1(n, wr, wstride, a + (size_t)t * astride, astride, out + t * os + r, os);
             }
             for (; t < ntok; t++)
