@@ -23,10 +23,10 @@ public enum GGUFRewrite {
         let total = base.tensors.count
         for (i, info) in base.tensors.enumerated() {
             guard let step = try plan(info) else {
-                w.addTensor(name: info.name, type: info.type, dims: info.dims, bytes: TensorBytes(count: info.byteCount) {
+                w.addTensor(name: info.name, type: info.type, dims: info.dims, bytes: TensorBytes(count: info.byteCount, producingBytes: {
                     progress?(i + 1, total, info.name)
-                    return Array(base.data(of: info))
-                })
+                    return TensorBytes(borrowing: base.data(of: info), keepingAlive: base)  // copied from the mmap by the write
+                }))
                 continue
             }
             guard let size = step.type.byteCount(elements: info.elementCount) else {

@@ -13,13 +13,19 @@ public struct TensorBytes: @unchecked Sendable {
     enum Storage {
         case owned([UInt8])
         case borrowed(UnsafeRawBufferPointer, owner: AnyObject)
-        case deferred(count: Int, produce: () throws -> [UInt8])
+        case deferred(count: Int, produce: () throws -> TensorBytes)
     }
     let storage: Storage
 
     /// Bytes made by `produce` while the file is written, one tensor at a time; it must return
     /// exactly `count` bytes. Its errors abort the write (nothing is left behind).
     public init(count: Int, producing produce: @escaping () throws -> [UInt8]) {
+        storage = .deferred(count: count, produce: { TensorBytes(try produce()) })
+    }
+
+    /// The same, for a producer that hands back borrowed or owned bytes (no copy of a tensor
+    /// that is only passed through).
+    public init(count: Int, producingBytes produce: @escaping () throws -> TensorBytes) {
         storage = .deferred(count: count, produce: produce)
     }
 
@@ -47,11 +53,11 @@ public struct TensorBytes: @unchecked Sendable {
     /// The bytes, made now if they are deferred.
     public func resolved() throws -> TensorBytes {
         guard case let .deferred(n, produce) = storage else { return self }
-        let bytes = try produce()
+        let bytes = try produce().resolved()
         guard bytes.count == n else {
             throw ModelFileError.invalidArgument("a tensor produced \(bytes.count) bytes where \(n) were announced")
         }
-        return TensorBytes(bytes)
+        return bytes
     }
 
     /// Calls `body` with the bytes (a deferred tensor is produced first).
