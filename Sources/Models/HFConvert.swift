@@ -126,12 +126,12 @@ public enum HFConvert {
             ("tokenizer.ggml.token_type", .array(.int32, types.map { .int32($0) })),
             ("tokenizer.ggml.merges", .array(.string, merges)),
         ]
+        /// tokenizer_config's text of a special token ("bos_token": "<s>" or {"content": "<s>", …}).
+        func tokenText(_ typ: String) -> String? { tc["\(typ)_token"] as? String ?? (tc["\(typ)_token"] as? [String: Any])?["content"] as? String }
         // Special token ids: tokenizer_config's token texts first, then config.json's ids (gguf-py's SpecialVocab order).
         var ids: [String: Int] = [:]
         for (typ, key) in [("bos", "bos_token_id"), ("eos", "eos_token_id"), ("unk", "unknown_token_id"), ("sep", "seperator_token_id"), ("pad", "padding_token_id")] {
-            var text: String?
-            if let s = tc["\(typ)_token"] as? String { text = s } else if let d = tc["\(typ)_token"] as? [String: Any] { text = d["content"] as? String }
-            if let text, let id = added.first(where: { $0["content"] as? String == text })?["id"] as? Int, id < vocabSize { ids[key] = id }
+            if let text = tokenText(typ), let id = added.first(where: { $0["content"] as? String == text })?["id"] as? Int, id < vocabSize { ids[key] = id }
             if ids[key] == nil, let id = config["\(typ)_token_id"] as? Int, id >= 0, id < vocabSize { ids[key] = id }
         }
         for key in ["bos_token_id", "eos_token_id", "unknown_token_id", "seperator_token_id", "padding_token_id"] {
@@ -144,9 +144,8 @@ public enum HFConvert {
         for proc in (post?["processors"] as? [[String: Any]]) ?? post.map { [$0] } ?? [] where proc["type"] as? String == "TemplateProcessing" {
             guard let single = proc["single"] as? [[String: Any]], single.count > 1 else { continue }
             func special(_ o: [String: Any]?) -> String? { (o?["SpecialToken"] as? [String: Any])?["id"] as? String }
-            func text(_ typ: String) -> String? { tc["\(typ)_token"] as? String ?? (tc["\(typ)_token"] as? [String: Any])?["content"] as? String }
-            if let first = special(single.first) { add["bos"] = first == text("bos") }
-            if let last = special(single.last) { add["eos"] = last == text("eos") }
+            if let first = special(single.first) { add["bos"] = first == tokenText("bos") }
+            if let last = special(single.last) { add["eos"] = last == tokenText("eos") }
         }
         // llama.cpp's Llama converter copies tokenizer_config's add_prefix_space.
         if let b = tc["add_prefix_space"] as? Bool { pairs.append(("tokenizer.ggml.add_space_prefix", .bool(b))) }
